@@ -1,0 +1,185 @@
+"""The typed HTTP client the CLI, the runtime and users share.
+
+Two faces over one connection:
+
+- `Client`: what a person or a script does (submit, list, status, cancel, logs).
+- `Client.attempt(job_id, attempt)`: what a worker rank does, every call
+  carrying `(job, attempt)` as the fencing token. The server answers 409 to an
+  attempt that is no longer current, raised here as `StaleAttempt`.
+
+Worker routes, all under `/v1/training-jobs/{job}/attempts/{attempt}`:
+`POST /heartbeat` {rank, host, pid, step} -> {stop, reason};
+`POST /metrics` {rank, points: [{key, step, timestamp, value}]} -> {accepted};
+`POST /checkpoints` {step, uri, bytes, manifest, metrics} -> {committed};
+`POST /events` {kind, reason}.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+DEFAULT_SERVER = "http://127.0.0.1:8765"
+
+
+class TrainyardError(Exception):
+    """An error the server answered with; `status` is the HTTP code, `detail` its body."""
+
+    def __init__(self, status: int, detail: Any):
+        self.status = status
+        self.detail = detail
+        super().__init__(describe(detail))
+
+
+class StaleAttempt(TrainyardError):
+    """This attempt was fenced: a newer one owns the job. Stop writing."""
+
+
+class ServerUnavailable(Exception):
+    """No server answered at the address; start one with `yard server`."""
+
+
+def describe(detail: Any) -> str:
+    """A server error body as one line a person can act on."""
+    if isinstance(detail, dict):
+        if "errors" in detail:
+            return "; ".join(f"{e['field']}: {e['message']}" for e in detail["errors"])
+        if "detail" in detail:
+            return describe(detail["detail"])
+    if isinstance(detail, list):
+        return "; ".join(describe(d) for d in detail)
+    return str(detail)
+
+
+def server_url(url: str | None = None) -> str:
+    return (url or os.environ.get("TRAINYARD_SERVER") or DEFAULT_SERVER).rstrip("/")
+
+
+class Client:
+    def __init__(self, url: str | None = None, timeout: float = 30.0):
+        self.url = server_url(url)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(
+                f"no trainyard server at {self.url} ({type(exc).__name__}); "
+                "start one with `yard server` or set TRAINYARD_SERVER"
+            ) from None
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json()
+            except ValueError:
+                detail = resp.text
+            cls = StaleAttempt if resp.status_code == 409 else TrainyardError
+            raise cls(resp.status_code, detail)
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            return resp.json()
+        return resp.text
+
+    # -- jobs ---------------------------------------------------------------
+
+    def upload_code(self, archive: bytes) -> dict[str, Any]:
+        """Store a code archive (tar.gz); returns {digest}. Content-addressed: idempotent."""
+        return self.request(
+            "POST", "/v1/code-archives", content=archive, headers={"content-type": "application/gzip"}
+        )
+
+    def submit(self, spec: dict[str, Any], code: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("POST", "/v1/training-jobs", json={"spec": spec, "code_snapshot": code})
+
+    def jobs(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        return self.request("GET", "/v1/training-jobs", params=params)["items"]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/training-jobs/{job_id}")
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/v1/training-jobs/{job_id}/cancel")
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/v1/training-jobs/{job_id}/events")["items"]
+
+    def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/v1/training-jobs/{job_id}/checkpoints")["items"]
+
+    def metrics(self, job_id: str, key: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/v1/training-jobs/{job_id}/metrics/{key}")["points"]
+
+    def logs(
+        self, job_id: str, rank: int = 0, attempt: int | None = None, offset: int = 0
+    ) -> dict[str, Any]:
+        """A chunk of one rank's log: {text, offset (next), attempt, done}."""
+        params: dict[str, Any] = {"rank": rank, "offset": offset}
+        if attempt is not None:
+            params["attempt"] = attempt
+        return self.request("GET", f"/v1/training-jobs/{job_id}/logs", params=params)
+
+    def follow_logs(self, job_id: str, rank: int = 0, poll_s: float = 0.5) -> Iterator[str]:
+        """Yield log text as it is written, across attempts, until the job ends."""
+        import time
+
+        attempt: int | None = None
+        offset = 0
+        while True:
+            chunk = self.logs(job_id, rank=rank, attempt=attempt, offset=offset)
+            if chunk["text"]:
+                yield chunk["text"]
+            if attempt is not None and chunk["attempt"] != attempt:
+                offset = 0
+            attempt, offset = chunk["attempt"], chunk["offset"]
+            if chunk["done"] and not chunk["text"]:
+                current = self.job(job_id)["attempt"]
+                if current == attempt:
+                    return
+                attempt, offset = current, 0
+                continue
+            if not chunk["text"]:
+                time.sleep(poll_s)
+
+    # -- worker side ----------------------------------------------------------
+
+    def attempt(self, job_id: str, attempt: int) -> AttemptClient:
+        return AttemptClient(self, job_id, attempt)
+
+
+class AttemptClient:
+    """Calls a rank makes, fenced by (job, attempt)."""
+
+    def __init__(self, client: Client, job_id: str, attempt: int):
+        self.client = client
+        self.prefix = f"/v1/training-jobs/{job_id}/attempts/{attempt}"
+
+    def heartbeat(self, rank: int, host: str, pid: int, step: int | None) -> dict[str, Any]:
+        body = {"rank": rank, "host": host, "pid": pid, "step": step}
+        return self.client.request("POST", f"{self.prefix}/heartbeat", json=body)
+
+    def metrics(self, rank: int, points: list[dict[str, Any]]) -> dict[str, Any]:
+        body = {"rank": rank, "points": points}
+        return self.client.request("POST", f"{self.prefix}/metrics", json=body)
+
+    def commit_checkpoint(
+        self, step: int, uri: str, nbytes: int, manifest: dict[str, Any], metrics: dict[str, float]
+    ) -> dict[str, Any]:
+        body = {"step": step, "uri": uri, "bytes": nbytes, "manifest": manifest, "metrics": metrics}
+        return self.client.request("POST", f"{self.prefix}/checkpoints", json=body)
+
+    def event(self, kind: str, reason: str) -> dict[str, Any]:
+        return self.client.request("POST", f"{self.prefix}/events", json={"kind": kind, "reason": reason})

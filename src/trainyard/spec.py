@@ -1,0 +1,212 @@
+"""The contract: every spec a user writes, validated before anything is stored.
+
+Pure: imports nothing of ours. The api, the CLI, the control loop and the
+runtime all read these models, so a field means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
+
+
+class _Strict(BaseModel):
+    """Unknown fields are an error: a typo must not silently become a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(_Strict):
+    workers: int = Field(1, ge=1, le=4096, description="Ranks in the gang, launched together.")
+    cpus_per_worker: float = Field(1.0, gt=0, le=1024)
+    gpus_per_worker: int = Field(0, ge=0, le=16)
+    memory_gb: float = Field(1.0, gt=0, le=4096, description="Memory per worker, GiB.")
+
+    @property
+    def total_cpus(self) -> float:
+        return self.workers * self.cpus_per_worker
+
+    @property
+    def total_gpus(self) -> int:
+        return self.workers * self.gpus_per_worker
+
+    @property
+    def total_memory_gb(self) -> float:
+        return self.workers * self.memory_gb
+
+
+class KeepBest(_Strict):
+    metric: str = Field(min_length=1)
+    mode: Literal["min", "max"] = "min"
+    count: int = Field(1, ge=1, le=1000)
+
+
+class CheckpointPolicy(_Strict):
+    every_steps: int | None = Field(None, ge=1)
+    every_seconds: float | None = Field(None, gt=0)
+    keep_last: int = Field(3, ge=1, le=1000)
+    keep_best: KeepBest | None = None
+
+    def due(self, step: int, last_step: int | None, seconds_since_last: float) -> bool:
+        """Whether a checkpoint is due at `step` given the last one taken."""
+        if self.every_steps is not None and (last_step is None or step - last_step >= self.every_steps):
+            return True
+        return self.every_seconds is not None and seconds_since_last >= self.every_seconds
+
+    def retained(self, checkpoints: list[CheckpointSummary]) -> set[int]:
+        """Steps to keep: the newest `keep_last` plus the best `keep_best.count` by metric."""
+        by_step = sorted(checkpoints, key=lambda c: c.step, reverse=True)
+        keep = {c.step for c in by_step[: self.keep_last]}
+        if self.keep_best is not None:
+            kb = self.keep_best
+            scored = [c for c in checkpoints if kb.metric in c.metrics]
+            scored.sort(key=lambda c: c.metrics[kb.metric], reverse=kb.mode == "max")
+            keep |= {c.step for c in scored[: kb.count]}
+        return keep
+
+
+class CheckpointSummary(_Strict):
+    """What retention needs to know of one committed checkpoint."""
+
+    step: int
+    metrics: dict[str, float] = {}
+
+
+class JobSpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="Lowercase letters, digits, '.', '_', '-'.")
+    team: str = Field("default", pattern=NAME_PATTERN)
+    project: str = Field("default", pattern=NAME_PATTERN)
+    experiment: str | None = Field(None, pattern=NAME_PATTERN)
+    entrypoint: list[str] = Field(min_length=1, description="argv run in the code directory.")
+    code: str = Field(".", description="Directory snapshotted as the job's code.")
+    hyperparameters: dict[str, Any] = {}
+    resources: Resources = Resources()
+    checkpoint: CheckpointPolicy = CheckpointPolicy()
+    max_restarts: int = Field(3, ge=0, le=100)
+    heartbeat_timeout_s: float = Field(60.0, ge=1.0, le=86400.0)
+    priority: int = Field(0, ge=-1000, le=1000)
+    labels: dict[str, str] = {}
+    env: dict[str, str] = {}
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint_words(cls, value: list[str]) -> list[str]:
+        if not value or not value[0].strip():
+            raise ValueError("entrypoint must start with a program, e.g. [python, train.py]")
+        return value
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _json_hyperparameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"hyperparameters must be JSON values: {exc}") from None
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key.replace("_", "").isalnum() or key[0].isdigit():
+                raise ValueError(f"env name {key!r} is not a valid variable name")
+            if key.startswith("TRAINYARD_") or key in RESERVED_ENV:
+                raise ValueError(f"env name {key!r} is set by trainyard; choose another name")
+        return value
+
+
+RESERVED_ENV = frozenset(
+    {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}
+)
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "QUEUED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    RESTARTING = "RESTARTING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+class SpecError(ValueError):
+    """A spec that cannot be accepted; `errors` name each field and what to do."""
+
+    def __init__(self, errors: list[dict[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """pydantic's errors as [{field, message}] with the field as a dotted path."""
+    out = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(spec)"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field; remove it or check its spelling"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+        out.append({"field": field, "message": message.removeprefix("Value error, ")})
+    return out
+
+
+def parse_job_spec(data: Any) -> JobSpec:
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(field_errors(exc)) from None
+
+
+def load_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON spec file into a dict (not yet validated)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise SpecError([{"field": "(file)", "message": f"cannot read {p}: {exc.strerror}"}]) from None
+    try:
+        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise SpecError([{"field": "(file)", "message": f"{p} is not valid YAML/JSON: {exc}"}]) from None
+    if not isinstance(data, dict):
+        raise SpecError([{"field": "(file)", "message": f"{p} must hold a mapping of fields"}])
+    return data
+
+
+
+class LaunchEnv:
+    """Environment variables a backend sets for each rank; the runtime reads them.
+
+    Alongside torch.distributed's own: RANK, LOCAL_RANK, WORLD_SIZE,
+    LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+    """
+
+    SERVER = "TRAINYARD_SERVER"  # base URL of the api
+    JOB_ID = "TRAINYARD_JOB_ID"
+    ATTEMPT = "TRAINYARD_ATTEMPT"  # the fencing token, an int >= 1
+    HPARAMS = "TRAINYARD_HPARAMS"  # JSON object
+    CHECKPOINT_DIR = "TRAINYARD_CHECKPOINT_DIR"  # the job's checkpoint root, shared by attempts
+    CHECKPOINT_POLICY = "TRAINYARD_CHECKPOINT_POLICY"  # JSON of CheckpointPolicy
+    HEARTBEAT_INTERVAL_S = "TRAINYARD_HEARTBEAT_INTERVAL_S"
+    RUN_DIR = "TRAINYARD_RUN_DIR"  # standalone runs: where checkpoints go without a server
+
+
+def heartbeat_interval(timeout_s: float) -> float:
+    """How often ranks heartbeat: several beats inside one timeout, never busier than 4/s."""
+    return max(0.25, min(5.0, timeout_s / 4))
