@@ -11,7 +11,11 @@ Worker routes, all under `/v1/training-jobs/{job}/attempts/{attempt}`:
 `POST /heartbeat` {rank, host, pid, step} -> {stop, reason};
 `POST /metrics` {rank, points: [{key, step, timestamp, value}]} -> {accepted};
 `POST /checkpoints` {step, uri, bytes, manifest, metrics} -> {committed};
+`POST /checkpoints/{step}/corrupt` {reason} (restore found it failed verification);
 `POST /events` {kind, reason}.
+Reads a rank needs are not fenced: `GET /v1/training-jobs/{job}/checkpoints`
+lists committed checkpoints newest first, each {step, uri, bytes, manifest,
+metrics, state, verified, created_at}.
 """
 
 from __future__ import annotations
@@ -180,6 +184,9 @@ class AttemptClient:
     ) -> dict[str, Any]:
         body = {"step": step, "uri": uri, "bytes": nbytes, "manifest": manifest, "metrics": metrics}
         return self.client.request("POST", f"{self.prefix}/checkpoints", json=body)
+
+    def report_corrupt(self, step: int, reason: str) -> dict[str, Any]:
+        return self.client.request("POST", f"{self.prefix}/checkpoints/{step}/corrupt", json={"reason": reason})
 
     def event(self, kind: str, reason: str) -> dict[str, Any]:
         return self.client.request("POST", f"{self.prefix}/events", json={"kind": kind, "reason": reason})
