@@ -1,0 +1,45 @@
+"""The FastAPI app: routers, error shapes, and the control loop's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from trainyard.api import errors
+from trainyard.api.platform import Platform
+from trainyard.api.routers import attempts, code, jobs
+from trainyard.config import ServerConfig
+
+
+def create_app(config: ServerConfig | None = None, run_loop: bool = True) -> FastAPI:
+    platform = Platform.open(config or ServerConfig())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if run_loop:
+            platform.loop.start()
+        try:
+            yield
+        finally:
+            platform.loop.stop()
+            platform.store.close()
+
+    app = FastAPI(
+        title="trainyard",
+        version="0.1.0",
+        description="Submit, schedule, run, checkpoint and recover distributed PyTorch training jobs.",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    errors.install(app)
+    app.include_router(jobs.router)
+    app.include_router(attempts.router)
+    app.include_router(code.router)
+
+    @app.get("/healthz", tags=["server"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

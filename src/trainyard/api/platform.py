@@ -1,0 +1,34 @@
+"""What one server runs: the store, the backend, the control loop, the blob store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from trainyard.backends import Backend, LocalBackend
+from trainyard.config import ServerConfig
+from trainyard.control.loop import ControlLoop
+from trainyard.storage import BlobStore
+from trainyard.store import Store
+
+
+@dataclass
+class Platform:
+    config: ServerConfig
+    store: Store
+    backend: Backend
+    loop: ControlLoop
+    blobs: BlobStore
+
+    @classmethod
+    def open(cls, config: ServerConfig) -> Platform:
+        config.make_dirs()
+        store = Store(config.database_url or "")
+        backend = LocalBackend(cpus=config.cpus, gpus=config.gpus, memory_gb=config.memory_gb)
+        loop = ControlLoop(store, backend, config)
+        return cls(config, store, backend, loop, BlobStore(str(config.blobs)))
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform

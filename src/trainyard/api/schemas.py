@@ -1,0 +1,124 @@
+"""Request and response bodies of the jobs api, as they appear in OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CodeSnapshotRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+
+class SubmitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    spec: dict[str, Any] = Field(description="A JobSpec, as in a job.yaml.")
+    code_snapshot: CodeSnapshotRef | None = Field(
+        None, description="An archive uploaded with POST /v1/code-archives; omit for no code.")
+
+
+class WorkerView(BaseModel):
+    rank: int
+    host: str
+    pid: int | None
+    state: str
+    step: int | None
+    exit_code: int | None
+    last_heartbeat: datetime | None
+
+
+class CheckpointView(BaseModel):
+    step: int
+    attempt: int
+    uri: str
+    bytes: int
+    verified: bool
+    state: str
+    metrics: dict[str, float]
+    manifest: dict[str, Any]
+    created_at: datetime
+
+
+class EventView(BaseModel):
+    time: datetime
+    kind: str
+    reason: str
+
+
+class JobSummary(BaseModel):
+    id: str
+    name: str
+    team: str
+    project: str
+    experiment: str | None
+    state: str
+    reason: str
+    attempt: int
+    restarts: int
+    max_restarts: int
+    step: int | None
+    priority: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobDetail(JobSummary):
+    spec: dict[str, Any]
+    code: dict[str, Any]
+    workers: list[WorkerView]
+    checkpoints: list[CheckpointView]
+    metrics: dict[str, Any] = Field(description="The last value of each metric key.")
+
+
+class JobList(BaseModel):
+    items: list[JobSummary]
+
+
+class EventList(BaseModel):
+    items: list[EventView]
+
+
+class CheckpointList(BaseModel):
+    items: list[CheckpointView]
+
+
+class HeartbeatRequest(BaseModel):
+    rank: int = Field(ge=0)
+    host: str = ""
+    pid: int
+    step: int | None = None
+
+
+class MetricPoint(BaseModel):
+    key: str = Field(min_length=1, max_length=250)
+    step: int
+    timestamp: float
+    value: float
+
+
+class MetricBatch(BaseModel):
+    rank: int = 0
+    points: list[MetricPoint]
+
+
+class CommitRequest(BaseModel):
+    step: int = Field(ge=0)
+    uri: str
+    bytes: int = Field(ge=0)
+    manifest: dict[str, Any]
+    metrics: dict[str, float] = {}
+
+
+class CorruptReport(BaseModel):
+    reason: str
+
+
+class EventRequest(BaseModel):
+    kind: str = Field(min_length=1, max_length=40)
+    reason: str

@@ -1,0 +1,69 @@
+"""Rows of the store shaped into the api's response bodies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainyard.api.platform import Platform
+from trainyard.api.schemas import CheckpointView, EventView, JobDetail, JobSummary, WorkerView
+from trainyard.spec import JobState
+from trainyard.store import repo
+from trainyard.store.tables import Checkpoint, Event, Job
+
+LOG_CHUNK_BYTES = 256 * 1024
+
+
+def job_summary(job: Job) -> JobSummary:
+    return JobSummary(
+        id=job.id, name=job.name, team=job.team, project=job.project, experiment=job.experiment,
+        state=job.state, reason=job.reason, attempt=job.attempt, restarts=job.restarts,
+        max_restarts=job.spec.get("max_restarts", 0), step=job.step, priority=job.priority,
+        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+    )
+
+
+def checkpoint_view(c: Checkpoint) -> CheckpointView:
+    return CheckpointView(step=c.step, attempt=c.attempt, uri=c.uri, bytes=c.bytes,
+                          verified=c.state == "COMMITTED", state=c.state, metrics=c.metrics,
+                          manifest=c.manifest, created_at=c.created_at)
+
+
+def event_view(e: Event) -> EventView:
+    return EventView(time=e.time, kind=e.kind, reason=e.reason)
+
+
+def job_detail(platform: Platform, job_id: str) -> JobDetail:
+    with platform.store.session() as s:
+        job = repo.get_job(s, job_id)
+        workers = [
+            WorkerView(rank=w.rank, host=w.host, pid=w.pid, state=w.state, step=w.step,
+                       exit_code=w.exit_code, last_heartbeat=w.last_heartbeat)
+            for w in repo.workers_of(s, job.id, job.attempt)
+        ]
+        return JobDetail(
+            **job_summary(job).model_dump(),
+            spec=job.spec,
+            code={"digest": job.code_digest, "git_commit": job.code_git_commit,
+                  "git_dirty": job.code_git_dirty},
+            workers=workers,
+            checkpoints=[checkpoint_view(c) for c in repo.committed_checkpoints(s, job.id)],
+            metrics=repo.last_metrics(s, job.id),
+        )
+
+
+def log_chunk(platform: Platform, job_id: str, rank: int, attempt: int | None, offset: int) -> dict:
+    """Up to 256 KiB of one rank's log from `offset`; `done` once that attempt can write no more."""
+    with platform.store.session() as s:
+        job = repo.get_job(s, job_id)
+        number = attempt or job.attempt
+        att = repo.attempt_row(s, job_id, number) if number else None
+        finished = att is None or att.state != "RUNNING" or JobState(job.state).terminal
+    path = Path(platform.config.logs) / job_id / f"attempt-{number}" / f"rank-{rank}.log"
+    text = ""
+    if path.exists():
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(LOG_CHUNK_BYTES)
+        text = data.decode("utf-8", errors="replace")
+        offset += len(data)
+    return {"text": text, "offset": offset, "attempt": number, "done": finished}

@@ -1,0 +1,67 @@
+"""The backend contract: capacity, launch, poll, signal.
+
+A backend starts a gang's ranks and reports on them; it decides nothing. The
+handle `launch` returns is plain JSON, stored with the attempt, so a restarted
+control loop can find and re-adopt a gang it did not start.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainyard.scheduler.admission import Capacity
+from trainyard.spec import Resources
+
+
+@dataclass(frozen=True)
+class GangLaunch:
+    job_id: str
+    attempt: int
+    entrypoint: list[str]
+    code_dir: Path
+    log_dir: Path
+    resources: Resources
+    env: dict[str, str] = field(default_factory=dict)  # common to all ranks
+
+
+@dataclass(frozen=True)
+class RankStatus:
+    rank: int
+    running: bool
+    exit_code: int | None = None  # negative: killed by that signal
+    lost: bool = False  # gone without a recorded exit
+
+    def describe(self) -> str:
+        if self.running:
+            return f"worker rank {self.rank} is running"
+        if self.lost:
+            return f"worker rank {self.rank} disappeared without an exit status"
+        if self.exit_code is not None and self.exit_code < 0:
+            return f"worker rank {self.rank} exited with signal {-self.exit_code}"
+        return f"worker rank {self.rank} exited with code {self.exit_code}"
+
+
+Handle = dict[str, Any]
+
+
+class Backend(ABC):
+    name: str
+
+    @abstractmethod
+    def capacity(self) -> Capacity:
+        """What this backend can ever run at once."""
+
+    @abstractmethod
+    def launch(self, gang: GangLaunch) -> Handle:
+        """Start every rank of the gang; return a JSON handle to find them again."""
+
+    @abstractmethod
+    def poll(self, handle: Handle) -> list[RankStatus]:
+        """One status per rank, by rank."""
+
+    @abstractmethod
+    def signal(self, handle: Handle, signum: int) -> None:
+        """Send a signal to every process of every rank still alive."""

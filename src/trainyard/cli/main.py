@@ -1,0 +1,177 @@
+"""`yard`: submit and watch training jobs; `yard server` runs the platform."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from trainyard.cli import render
+from trainyard.client import Client, ServerUnavailable, TrainyardError
+from trainyard.spec import SpecError, load_spec_file, parse_job_spec
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="trainyard: a training platform. Submit PyTorch jobs; watch them run and recover.")
+out = Console()
+err = Console(stderr=True)
+
+ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",
+                                               help="Server URL (default http://127.0.0.1:8765).")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a client call, turning server and connection errors into one clear line."""
+    try:
+        return fn(*args, **kwargs)
+    except TrainyardError as exc:
+        fail(str(exc))
+    except ServerUnavailable as exc:
+        fail(str(exc))
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    cpus: Annotated[float | None, typer.Option(help="CPUs to schedule (default: this machine's).")] = None,
+    gpus: Annotated[int | None, typer.Option(help="GPUs to schedule (default: NVML's count).")] = None,
+    memory_gb: Annotated[float | None, typer.Option(help="Memory to schedule, GiB.")] = None,
+) -> None:
+    """Run the api and the control loop (SQLite store and local backend under TRAINYARD_HOME)."""
+    import uvicorn
+
+    from trainyard.api import create_app
+    from trainyard.config import ServerConfig
+
+    config = ServerConfig(host=host, port=port, cpus=cpus, gpus=gpus, memory_gb=memory_gb)
+    app_ = create_app(config)
+    cap = app_.state.platform.backend.capacity()
+    err.print(f"trainyard server on {config.url}  home {config.home}  capacity "
+              f"{cap.cpus:g} CPUs, {cap.gpus} GPUs, {cap.memory_gb:.0f} GiB  (API docs: {config.url}/docs)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def submit(
+    spec_file: Annotated[Path, typer.Argument(help="A job spec, YAML or JSON.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Watch the job until it ends.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the job id.")] = False,
+    server_url: ServerOpt = None,
+) -> None:
+    """Snapshot the job's code, submit it, and print its id on the first line."""
+    try:
+        data = load_spec_file(spec_file)
+        spec = parse_job_spec(data)
+    except SpecError as exc:
+        fail(str(exc))
+    from trainyard.storage import pack_directory
+
+    code_path = (spec_file.parent / spec.code).resolve()
+    try:
+        snap = pack_directory(code_path)
+    except ValueError as exc:
+        fail(str(exc))
+    with Client(server_url) as client:
+        ref = call(client.upload_code, snap.archive)
+        code = {"digest": ref["digest"], "git_commit": snap.git_commit, "git_dirty": snap.git_dirty}
+        job = call(client.submit, data, code)
+        print(job["id"], flush=True)
+        if not quiet:
+            err.print(f"submitted {job['name']} (team {job['team']}): {job['state']}; "
+                      f"code {ref['digest'][:19]}…", highlight=False)
+        if follow:
+            raise typer.Exit(watch(client, job["id"]))
+
+
+def watch(client: Client, job_id: str) -> int:
+    """Live status and events until the job ends; exit code 0 iff it succeeded."""
+    seen = 0
+    with Live(console=err, refresh_per_second=4, transient=True) as live:
+        while True:
+            job = call(client.job, job_id)
+            events = call(client.events, job_id)
+            for e in events[seen:]:
+                live.console.print(f"[dim]{render.parse_time(e['time']):%H:%M:%S}[/] "
+                                   f"[bold]{e['kind']}[/] {e['reason']}", highlight=False)
+            seen = len(events)
+            live.update(render.status_view(job))
+            if job["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                break
+            time.sleep(1.0)
+    err.print(render.status_view(job))
+    return 0 if job["state"] == "SUCCEEDED" else 1
+
+
+@app.command("jobs")
+def jobs_cmd(
+    state: Annotated[list[str] | None, typer.Option("--state", help="Only jobs in this state.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    server_url: ServerOpt = None,
+) -> None:
+    """List jobs: id, name, team, state, attempt, step, age."""
+    with Client(server_url) as client:
+        items = call(client.request, "GET", "/v1/training-jobs",
+                     params={"limit": limit, **({"state": state} if state else {})})["items"]
+    out.print(render.jobs_table(items))
+
+
+@app.command()
+def status(job_id: str, server_url: ServerOpt = None) -> None:
+    """A job's state, workers, checkpoints and events with their reasons."""
+    with Client(server_url) as client:
+        job = call(client.job, job_id)
+        events = call(client.events, job_id)
+    out.print(render.status_view(job, events))
+
+
+@app.command()
+def logs(
+    job_id: str,
+    rank: Annotated[int, typer.Option("--rank", "-r", help="Which rank's log.")] = 0,
+    attempt: Annotated[int | None, typer.Option(help="Which attempt (default: the current one).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing as the job runs.")] = False,
+    server_url: ServerOpt = None,
+) -> None:
+    """Print one rank's stdout and stderr."""
+    with Client(server_url) as client:
+        if follow:
+            try:
+                for text in client.follow_logs(job_id, rank=rank):
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+            except (TrainyardError, ServerUnavailable) as exc:
+                fail(str(exc))
+            return
+        offset = 0
+        while True:
+            chunk = call(client.logs, job_id, rank=rank, attempt=attempt, offset=offset)
+            sys.stdout.write(chunk["text"])
+            if not chunk["text"]:
+                break
+            offset = chunk["offset"]
+
+
+@app.command()
+def cancel(job_id: str, server_url: ServerOpt = None) -> None:
+    """Stop a job: queued ones end now; running ones get SIGTERM, a grace period, then SIGKILL."""
+    with Client(server_url) as client:
+        job = call(client.cancel, job_id)
+    err.print(f"{job['id']}: {job['state']} — {job['reason']}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Where a server keeps its state and what it listens on, from the environment.
+
+`TRAINYARD_HOME` (default ~/.trainyard) holds the embedded SQLite store, blobs,
+checkpoints and logs; `TRAINYARD_DATABASE_URL` points the store at any
+SQLAlchemy URL instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def trainyard_home() -> Path:
+    return Path(os.environ.get("TRAINYARD_HOME", Path.home() / ".trainyard")).expanduser().resolve()
+
+
+@dataclass
+class ServerConfig:
+    home: Path = field(default_factory=trainyard_home)
+    host: str = "127.0.0.1"
+    port: int = 8765
+    database_url: str | None = None
+    reconcile_interval_s: float = 0.25
+    stop_grace_s: float = 30.0  # SIGTERM -> SIGKILL, for cancel
+    cpus: float | None = None  # capacity overrides; default: this machine's
+    gpus: int | None = None
+    memory_gb: float | None = None
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).expanduser().resolve()
+        if self.database_url is None:
+            self.database_url = os.environ.get("TRAINYARD_DATABASE_URL") or f"sqlite:///{self.home / 'trainyard.db'}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def blobs(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.home / "checkpoints"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def workdirs(self) -> Path:
+        return self.home / "work"
+
+    def make_dirs(self) -> None:
+        for d in (self.home, self.blobs, self.checkpoints, self.logs, self.workdirs):
+            d.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""The control loop and the rules it applies to jobs' checkpoints."""

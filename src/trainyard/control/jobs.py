@@ -1,0 +1,62 @@
+"""What people do to jobs: submit and cancel. The api's routes call these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainyard.control.loop import ControlLoop
+from trainyard.scheduler.admission import Capacity
+from trainyard.spec import JobSpec, JobState, SpecError
+from trainyard.storage import BlobStore
+from trainyard.store import Store, repo
+from trainyard.store.tables import Job
+
+
+def check_fits(spec: JobSpec, capacity: Capacity) -> None:
+    """Refuse a job that could never run here, rather than queue it forever."""
+    r = spec.resources
+    errors = []
+    if r.total_gpus > capacity.gpus:
+        errors.append({"field": "resources.gpus_per_worker", "message":
+                       f"the job asks for {r.total_gpus} GPUs in all ({r.workers} workers × "
+                       f"{r.gpus_per_worker}) but this cluster has {capacity.gpus}; lower "
+                       "gpus_per_worker or workers"})
+    if r.total_cpus > capacity.cpus:
+        errors.append({"field": "resources.cpus_per_worker", "message":
+                       f"the job asks for {r.total_cpus:g} CPUs in all but this cluster has "
+                       f"{capacity.cpus:g}; lower cpus_per_worker or workers"})
+    if r.total_memory_gb > capacity.memory_gb:
+        errors.append({"field": "resources.memory_gb", "message":
+                       f"the job asks for {r.total_memory_gb:g} GiB in all but this cluster has "
+                       f"{capacity.memory_gb:.0f}; lower memory_gb or workers"})
+    if errors:
+        raise SpecError(errors)
+
+
+def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: JobSpec,
+           code: dict[str, Any] | None) -> Job:
+    check_fits(spec, loop.backend.capacity())
+    code = code or {}
+    digest = code.get("digest")
+    if digest and not blobs.exists(f"code/{digest.removeprefix('sha256:')}.tar.gz"):
+        raise SpecError([{"field": "code_snapshot.digest", "message":
+                          f"no code archive {digest}; upload it first with POST /v1/code-archives"}])
+    with store.session() as s:
+        job = repo.create_job(s, spec, code)
+    loop.nudge()
+    return job
+
+
+def cancel(store: Store, loop: ControlLoop, job_id: str) -> Job:
+    """Queued jobs end at once; running ones are stopped by the control loop (SIGTERM, grace, SIGKILL)."""
+    with store.session() as s:
+        job = repo.get_job(s, job_id)
+        if JobState(job.state).terminal:
+            return job
+        job.cancel_requested = True
+        if job.state == JobState.QUEUED:
+            repo.set_state(s, job, JobState.CANCELLED, "cancelled", "cancelled by request while queued")
+        else:
+            repo.add_event(s, job.id, "cancel_requested", "cancel requested; stopping the gang")
+    loop.nudge()
+    return job

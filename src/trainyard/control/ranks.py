@@ -1,0 +1,49 @@
+"""What ranks tell the platform, each call fenced by (job, attempt) before any write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from trainyard.control import retention
+from trainyard.spec import CheckpointPolicy
+from trainyard.store import repo
+from trainyard.store.tables import Checkpoint, utcnow
+
+
+def heartbeat(s: Session, job_id: str, attempt: int, rank: int, host: str, pid: int,
+              step: int | None) -> dict[str, Any]:
+    job, att = repo.fenced_attempt(s, job_id, attempt)
+    repo.record_heartbeat(s, job, attempt, rank, host, pid, step, utcnow())
+    if att.stop_requested or job.cancel_requested:
+        return {"stop": True, "reason": "the job is being cancelled; checkpoint and exit"}
+    return {"stop": False, "reason": None}
+
+
+def metrics(s: Session, job_id: str, attempt: int, points: list[dict[str, Any]]) -> int:
+    repo.fenced_attempt(s, job_id, attempt)
+    return repo.insert_metrics(s, job_id, points)
+
+
+def commit_checkpoint(s: Session, job_id: str, attempt: int, step: int, uri: str, nbytes: int,
+                      manifest: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Record a checkpoint whose files and manifest the rank has made durable; apply retention."""
+    job, _ = repo.fenced_attempt(s, job_id, attempt)
+    s.add(Checkpoint(job_id=job_id, attempt=attempt, step=step, uri=uri, bytes=nbytes,
+                     manifest=manifest, metrics=metrics, state="COMMITTED", created_at=utcnow()))
+    s.flush()
+    retention.apply(s, job_id, CheckpointPolicy.model_validate(job.spec["checkpoint"]))
+
+
+def report_corrupt(s: Session, job_id: str, attempt: int, step: int, reason: str) -> None:
+    repo.fenced_attempt(s, job_id, attempt)
+    for c in repo.committed_checkpoints(s, job_id):
+        if c.step == step:
+            c.state = "CORRUPT"
+    repo.add_event(s, job_id, "checkpoint_corrupt", f"checkpoint at step {step} failed verification: {reason}")
+
+
+def event(s: Session, job_id: str, attempt: int, kind: str, reason: str) -> None:
+    repo.fenced_attempt(s, job_id, attempt)
+    repo.add_event(s, job_id, kind, reason)

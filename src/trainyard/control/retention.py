@@ -1,0 +1,39 @@
+"""Checkpoint retention: keep what the policy asks for, delete the rest from disk.
+
+Runs when a checkpoint is committed. A checkpoint leaves the COMMITTED set in
+the store before its files are removed, so no restore ever picks a half-deleted one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import fsspec
+from sqlalchemy.orm import Session
+
+from trainyard.spec import CheckpointPolicy, CheckpointSummary
+from trainyard.store import repo
+
+log = logging.getLogger("trainyard.retention")
+
+
+def apply(s: Session, job_id: str, policy: CheckpointPolicy) -> list[str]:
+    """Mark checkpoints outside the policy DELETED and remove their files; returns their uris."""
+    committed = repo.committed_checkpoints(s, job_id)
+    keep = policy.retained([CheckpointSummary(step=c.step, metrics=c.metrics) for c in committed])
+    doomed = [c for c in committed if c.step not in keep]
+    for c in doomed:
+        c.state = "DELETED"
+    s.flush()
+    for c in doomed:
+        remove_files(c.uri)
+    return [c.uri for c in doomed]
+
+
+def remove_files(uri: str) -> None:
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    except OSError as exc:  # leftover files waste space but break nothing: the store says DELETED
+        log.warning("could not remove checkpoint files at %s: %s", uri, exc)
