@@ -162,6 +162,8 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
             message = "unknown field; remove it or check its spelling"
         elif err["type"] == "missing":
             message = "required field is missing"
+        elif field == "entrypoint" and err["type"] == "too_short":
+            message = "give the command to run, e.g. [python, train.py]"
         out.append({"field": field, "message": message.removeprefix("Value error, ")})
     return out
 

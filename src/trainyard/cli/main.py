@@ -112,6 +112,13 @@ def watch(client: Client, job_id: str) -> int:
     return 0 if job["state"] == "SUCCEEDED" else 1
 
 
+@app.command("watch")
+def watch_cmd(job_id: str, server_url: ServerOpt = None) -> None:
+    """Live status and events of a job until it ends; exits 0 iff it succeeded."""
+    with Client(server_url) as client:
+        raise typer.Exit(watch(client, job_id))
+
+
 @app.command("jobs")
 def jobs_cmd(
     state: Annotated[list[str] | None, typer.Option("--state", help="Only jobs in this state.")] = None,

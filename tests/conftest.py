@@ -1,0 +1,130 @@
+"""Shared fixtures: a real `yard server` process in a throwaway TRAINYARD_HOME."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from trainyard.client import Client
+
+REPO = Path(__file__).resolve().parents[1]
+YARD = [sys.executable, "-m", "trainyard.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    home: Path
+    port: int
+    extra_args: list[str]
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "TRAINYARD_HOME": str(self.home), "TRAINYARD_SERVER": self.url}
+
+    def start(self) -> None:
+        log = open(self.home / "server.log", "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen([*YARD, "server", "--port", str(self.port), *self.extra_args],
+                                     env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {(self.home / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not come up in 60 s")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: ranks live on."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def yard(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*YARD, *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, cwd=REPO)
+
+    def client(self) -> Client:
+        return Client(self.url)
+
+
+def processes_under(home: Path) -> list[psutil.Process]:
+    """Every live process working inside `home`: ranks and their rank wrappers."""
+    found = []
+    for p in psutil.process_iter(["cwd"]):
+        try:
+            cwd = p.info["cwd"]
+            if cwd and cwd.startswith(str(home)) and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator:
+    servers: list[Server] = []
+
+    def make(*extra_args: str) -> Server:
+        srv = Server(home=tmp_path / "home", port=free_port(), extra_args=list(extra_args))
+        srv.home.mkdir(exist_ok=True)
+        srv.start()
+        servers.append(srv)
+        return srv
+
+    yield make
+    for srv in servers:
+        srv.stop()
+    for p in processes_under(tmp_path):
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+@pytest.fixture
+def server(make_server) -> Server:
+    return make_server()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.3, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

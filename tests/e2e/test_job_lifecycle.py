@@ -1,0 +1,88 @@
+"""Jobs that need no training: the state machine, restarts, cancel, bad specs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import processes_under, wait_for
+
+
+def write_job(tmp_path: Path, script: str, **fields) -> Path:
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / "main.py").write_text(script)
+    spec = {"name": "plain", "entrypoint": ["python", "main.py"], "code": "code",
+            "resources": {"workers": 2, "cpus_per_worker": 0.5, "memory_gb": 0.5}, **fields}
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def final(client, job_id: str, timeout: float = 120) -> dict:
+    return wait_for(lambda: (j := client.job(job_id))["state"] in ("SUCCEEDED", "FAILED", "CANCELLED") and j,
+                    timeout, what=f"job {job_id} to end")
+
+
+def test_plain_job_succeeds_and_its_logs_are_kept(server, tmp_path):
+    spec = write_job(tmp_path, "import os; print('hello from rank', os.environ['RANK'])")
+    res = server.yard("submit", str(spec), "-q")
+    assert res.returncode == 0, res.stderr
+    job_id = res.stdout.strip()
+    job = final(server.client(), job_id)
+    assert job["state"] == "SUCCEEDED", job["reason"]
+    assert job["attempt"] == 1
+    logs = server.yard("logs", job_id, "--rank", "1")
+    assert "hello from rank 1" in logs.stdout
+
+
+def test_failing_job_is_restarted_then_fails_with_the_reason(server, tmp_path):
+    spec = write_job(tmp_path, "import sys, os; sys.exit(3 if os.environ['RANK'] == '1' else 0)",
+                     max_restarts=1)
+    job_id = server.yard("submit", str(spec), "-q").stdout.strip()
+    job = final(server.client(), job_id)
+    assert job["state"] == "FAILED"
+    assert job["attempt"] == 2
+    assert "worker rank 1 exited with code 3" in job["reason"]
+    assert "max_restarts (1) exhausted" in job["reason"]
+    kinds = [e["kind"] for e in server.client().events(job_id)]
+    assert kinds.count("launched") == 2 and "restarting" in kinds
+
+
+def test_cancel_stops_every_rank_with_no_orphans(server, tmp_path):
+    spec = write_job(tmp_path, "import time, subprocess, sys\n"
+                     "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+                     "time.sleep(600)\n")
+    job_id = server.yard("submit", str(spec), "-q").stdout.strip()
+    client = server.client()
+    wait_for(lambda: len(processes_under(server.home)) >= 6, 60, what="ranks and their children")
+    res = server.yard("cancel", job_id)
+    assert res.returncode == 0, res.stderr
+    job = final(client, job_id)
+    assert job["state"] == "CANCELLED"
+    wait_for(lambda: not processes_under(server.home), 30, what="all rank processes to be gone")
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"entrypoint": []}, "entrypoint"),
+    ({"resources": {"workers": 0}}, "resources.workers"),
+    ({"colour": "blue"}, "colour"),
+    ({"resources": {"gpus_per_worker": 1}}, "resources.gpus_per_worker"),
+])
+def test_bad_spec_is_refused_naming_the_field(server, tmp_path, fields, field):
+    spec = {"name": "bad", "entrypoint": ["python", "x.py"], **fields}
+    client = server.client()
+    import httpx
+
+    resp = httpx.post(f"{server.url}/v1/training-jobs", json={"spec": spec})
+    assert resp.status_code == 422
+    assert field in [e["field"] for e in resp.json()["errors"]]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(spec))
+    res = server.yard("submit", str(path))
+    assert res.returncode != 0
+    assert field in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert client.jobs() == []
