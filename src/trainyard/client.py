@@ -186,7 +186,8 @@ class AttemptClient:
         return self.client.request("POST", f"{self.prefix}/checkpoints", json=body)
 
     def report_corrupt(self, step: int, reason: str) -> dict[str, Any]:
-        return self.client.request("POST", f"{self.prefix}/checkpoints/{step}/corrupt", json={"reason": reason})
+        path = f"{self.prefix}/checkpoints/{step}/corrupt"
+        return self.client.request("POST", path, json={"reason": reason})
 
     def event(self, kind: str, reason: str) -> dict[str, Any]:
         return self.client.request("POST", f"{self.prefix}/events", json={"kind": kind, "reason": reason})

@@ -31,7 +31,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()
         if self.database_url is None:
-            self.database_url = os.environ.get("TRAINYARD_DATABASE_URL") or f"sqlite:///{self.home / 'trainyard.db'}"
+            default = f"sqlite:///{self.home / 'trainyard.db'}"
+            self.database_url = os.environ.get("TRAINYARD_DATABASE_URL") or default
 
     @property
     def url(self) -> str:

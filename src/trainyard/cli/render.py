@@ -54,8 +54,9 @@ def format_metric(value: float) -> str:
 
 
 def status_view(job: dict[str, Any], events: list[dict[str, Any]] | None = None) -> Group:
+    step = job["step"] if job["step"] is not None else "-"
     head = Text.assemble((job["id"], "bold"), "  ", state(job["state"]),
-                         f"  attempt {attempt_text(job)}  step {job['step'] if job['step'] is not None else '-'}")
+                         f"  attempt {attempt_text(job)}  step {step}")
     parts: list[Any] = [head, Text(job["reason"], style="dim")]
     if job.get("metrics"):
         parts.append(Text("metrics: " + "  ".join(

@@ -22,8 +22,7 @@ from trainyard.config import ServerConfig
 from trainyard.scheduler.admission import Admission, Capacity, FifoAdmission, PendingJob
 from trainyard.spec import JobSpec, JobState, LaunchEnv, heartbeat_interval
 from trainyard.storage import BlobStore, unpack_archive
-from trainyard.store import Store
-from trainyard.store import repo
+from trainyard.store import Store, repo
 from trainyard.store.tables import Attempt, Job, utcnow
 
 log = logging.getLogger("trainyard.control")

@@ -41,7 +41,8 @@ def report_corrupt(s: Session, job_id: str, attempt: int, step: int, reason: str
     for c in repo.committed_checkpoints(s, job_id):
         if c.step == step:
             c.state = "CORRUPT"
-    repo.add_event(s, job_id, "checkpoint_corrupt", f"checkpoint at step {step} failed verification: {reason}")
+    repo.add_event(s, job_id, "checkpoint_corrupt",
+                   f"checkpoint at step {step} failed verification: {reason}")
 
 
 def event(s: Session, job_id: str, attempt: int, kind: str, reason: str) -> None:

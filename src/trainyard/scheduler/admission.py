@@ -26,7 +26,8 @@ class Capacity:
         )
 
     def plus(self, r: Resources) -> Capacity:
-        return Capacity(self.cpus + r.total_cpus, self.gpus + r.total_gpus, self.memory_gb + r.total_memory_gb)
+        return Capacity(self.cpus + r.total_cpus, self.gpus + r.total_gpus,
+                        self.memory_gb + r.total_memory_gb)
 
 
 @dataclass(frozen=True)

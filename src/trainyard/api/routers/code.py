@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
-import tarfile
 import io
+import tarfile
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
