@@ -1,0 +1,259 @@
+"""`ctx.checkpoint`: save when the policy says so, commit in the background, restore verified.
+
+save() blocks the training loop only for an in-memory snapshot. A writer
+thread makes the files durable and writes the manifest last; a committer
+thread then records the checkpoint (retrying while the server is down).
+Only rank 0 writes — DDP state is the same on every rank — but every rank
+calls save() and gets the same answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import queue
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainyard.client import StaleAttempt
+from trainyard.runtime.commits import CommitLog, Committed
+from trainyard.runtime.distributed import Distributed
+from trainyard.runtime.manifest import STATE_FILE, verify, write_checkpoint
+from trainyard.runtime.retry import Backoff, is_transient
+from trainyard.runtime.snapshot import Snapshotter
+from trainyard.runtime.stop import StopSignal
+from trainyard.spec import CheckpointPolicy
+
+log = logging.getLogger("trainyard.runtime")
+
+_Commit = tuple[int, Path, int, dict[str, Any], dict[str, float]]
+
+
+def checkpoint_dir_name(attempt: int, step: int) -> str:
+    return f"a{attempt:03d}-s{step:09d}"
+
+
+class Checkpointer:
+    def __init__(
+        self,
+        root: Path,
+        policy: CheckpointPolicy,
+        commits: CommitLog,
+        attempt: int,
+        dist: Distributed,
+        stop: StopSignal,
+    ) -> None:
+        self.root = root
+        self.policy = policy
+        self.attempt = attempt
+        self._commits = commits
+        self._dist = dist
+        self._stop = stop
+        self._snapshots = Snapshotter()
+        self._last_step: int | None = None
+        self._last_time = time.monotonic()
+        self._writer: threading.Thread | None = None
+        self._queue: queue.Queue[_Commit | None] = queue.Queue()
+        self._outstanding = 0  # saves not yet committed (or given up on)
+        self._settled = threading.Condition()
+        self._committer: threading.Thread | None = None
+        self._fenced = False
+        self.commit_deadline: float | None = None  # set by finish(): give up retrying after it
+
+    @property
+    def is_main(self) -> bool:
+        return self._dist.rank == 0
+
+    @property
+    def last_step(self) -> int | None:
+        """The step of the last checkpoint saved or restored."""
+        return self._last_step
+
+    def due(self, step: int) -> bool:
+        due = self.policy.due(step, self._last_step, time.monotonic() - self._last_time)
+        if self.policy.every_seconds is not None:
+            due = self._dist.from_main(due)  # clocks differ; rank 0 decides for all
+        return due
+
+    def save(
+        self, step: int, state: Any, metrics: dict[str, float] | None = None, force: bool = False
+    ) -> bool:
+        """Checkpoint `state` at `step` if due (or `force`). Returns whether it was saved.
+
+        Blocks only for the in-memory snapshot (and for the previous save's
+        files, if they are still being written). Call it on every rank.
+        """
+        if step == self._last_step:
+            return True
+        if not (self.due(step) or force):
+            return False
+        self._last_step, self._last_time = step, time.monotonic()
+        if not self.is_main:
+            return True
+        if self._fenced:
+            return False
+        self._wait_written()
+        with self._settled:
+            self._outstanding += 1
+        snapshot = self._snapshots.take(state)
+        clean_metrics = {k: float(v) for k, v in (metrics or {}).items()}
+        self._writer = threading.Thread(
+            target=self._write,
+            args=(step, snapshot, clean_metrics),
+            name=f"trainyard-checkpoint-{step}",
+            daemon=True,
+        )
+        self._writer.start()
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every save so far is written and committed; False if `timeout` ran out."""
+        with self._settled:
+            return self._settled.wait_for(lambda: self._outstanding == 0, timeout)
+
+    def _settle(self) -> None:
+        with self._settled:
+            self._outstanding -= 1
+            self._settled.notify_all()
+
+    def _wait_written(self) -> None:
+        if self._writer is not None:
+            self._writer.join()
+
+    def _write(self, step: int, snapshot: Any, metrics: dict[str, float]) -> None:
+        directory = self.root / checkpoint_dir_name(self.attempt, step)
+        try:
+            self._snapshots.ready()
+            if directory.exists():
+                shutil.rmtree(directory)
+            manifest, nbytes = write_checkpoint(directory, snapshot, step, self.attempt, metrics)
+        except Exception:
+            log.exception(
+                "trainyard: writing the checkpoint at step %d failed; training goes on", step
+            )
+            shutil.rmtree(directory, ignore_errors=True)
+            self._settle()
+            return
+        del snapshot
+        self._ensure_committer()
+        self._queue.put((step, directory, nbytes, manifest, metrics))
+
+    def _ensure_committer(self) -> None:
+        if self._committer is None:
+            self._committer = threading.Thread(
+                target=self._commit_loop, name="trainyard-commit", daemon=True
+            )
+            self._committer.start()
+
+    def _commit_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._commit(*item)
+            finally:
+                self._settle()
+
+    def _commit(
+        self,
+        step: int,
+        directory: Path,
+        nbytes: int,
+        manifest: dict[str, Any],
+        metrics: dict[str, float],
+    ) -> None:
+        backoff = Backoff(cap=10.0)
+        while not self._fenced:
+            try:
+                self._commits.commit(step, directory, nbytes, manifest, metrics)
+                log.info("trainyard: checkpoint at step %d committed (%d bytes)", step, nbytes)
+                return
+            except StaleAttempt as exc:
+                self._fenced = True
+                shutil.rmtree(directory, ignore_errors=True)
+                self._stop.set(f"this attempt is no longer current ({exc}); checkpoint discarded")
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.error("trainyard: checkpoint at step %d was refused: %s", step, exc)
+                    return
+                if self.commit_deadline is not None and time.monotonic() >= self.commit_deadline:
+                    log.error(
+                        "trainyard: gave up committing the checkpoint at step %d: %s", step, exc
+                    )
+                    return
+                log.warning(
+                    "trainyard: could not commit checkpoint at step %d (%s); retrying", step, exc
+                )
+                time.sleep(backoff.next_delay())
+
+    def close(self) -> None:
+        if self._committer is not None:
+            self._queue.put(None)
+            self._committer.join(timeout=2.0)
+            self._committer = None
+        self._snapshots.release()
+
+    # -- restore --------------------------------------------------------------
+
+    def load(self) -> tuple[int, Any] | None:
+        """The newest checkpoint that verifies, as (step, state), or None. Call it on every rank.
+
+        Rank 0 chooses (reporting each one that fails verification and falling
+        back to the one before); every rank then verifies and loads that one.
+        """
+        candidates = self._commits.list()
+        chosen = self._choose(candidates) if self.is_main else None
+        step = self._dist.int_from_main(chosen.step if chosen is not None else -1)
+        if step < 0:
+            return None
+        found = chosen or next((c for c in candidates if c.step == step), None)
+        if found is None:
+            raise RuntimeError(f"rank {self._dist.rank} cannot see the checkpoint at step {step}")
+        if not self.is_main and (reason := verify(found.directory, found.manifest)):
+            raise RuntimeError(
+                f"checkpoint at step {step} fails verification on this rank: {reason}"
+            )
+        state = _load_file(found.directory / STATE_FILE, self._dist.device)
+        self._last_step, self._last_time = found.step, time.monotonic()
+        log.info(
+            "trainyard: restored the checkpoint at step %d from %s", found.step, found.directory
+        )
+        return found.step, state
+
+    def _choose(self, candidates: list[Committed]) -> Committed | None:
+        failed: list[tuple[Committed, str]] = []
+        chosen = None
+        for c in candidates:
+            reason = verify(c.directory, c.manifest)
+            if reason is None:
+                chosen = c
+                break
+            failed.append((c, reason))
+        for c, reason in failed:
+            then = f"restoring step {chosen.step}" if chosen else "no earlier checkpoint verifies"
+            self._best_effort(self._commits.report_corrupt, c.step, reason)
+            self._best_effort(
+                self._commits.event,
+                "checkpoint_fallback",
+                f"checkpoint at step {c.step} failed verification ({reason}); {then}",
+            )
+        return chosen
+
+    @staticmethod
+    def _best_effort(call: Any, *args: Any) -> None:
+        try:
+            call(*args)
+        except Exception as exc:
+            log.warning("trainyard: could not tell the server (%s)", exc)
+
+
+def _load_file(path: Path, device: torch.device) -> Any:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        # Our own job wrote it (e.g. numpy RNG state); the manifest's sha256 vouched for it.
+        return torch.load(path, map_location=device, weights_only=False)
