@@ -106,8 +106,13 @@ class ControlLoop:
 
     def reconcile_once(self) -> None:
         with self.store.session() as s:
-            for job in repo.jobs_in(s, repo.ACTIVE_STATES):
-                self._reconcile_job(s, job)
+            active = [job.id for job in repo.jobs_in(s, repo.ACTIVE_STATES)]
+        for job_id in active:  # one transaction each: one job's trouble never undoes another's
+            try:
+                with self.store.session() as s:
+                    self._reconcile_job(s, repo.get_job(s, job_id))
+            except Exception:  # noqa: BLE001 - logged and retried on the next pass
+                log.exception("reconciling job %s failed", job_id)
         self._admit()
 
     def _reconcile_job(self, s: Session, job: Job) -> None:
