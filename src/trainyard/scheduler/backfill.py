@@ -1,0 +1,53 @@
+"""The reservation for the job at the head of the queue (EASY backfill).
+
+The head gets the nodes expected to be free soonest (by running gangs' expected
+ends) and a time by which they will be. Other gangs may use those nodes only if
+they are expected to end before that time, or if they are preemptible (then they
+run opportunistically and the head may evict them). The next cycle's choice can
+only be as early or earlier, so backfill never delays the head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainyard.scheduler.model import GangRequest
+from trainyard.scheduler.state import ClusterState
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReservation:
+    job_id: str
+    at: float
+    nodes: frozenset[int]
+
+    def admits(self, job: GangRequest, now: float) -> bool:
+        """May `job` start on the reserved nodes without delaying the head?"""
+        d = job.expected_duration
+        return d is not None and now + d <= self.at
+
+
+def reserve(state: ClusterState, job: GangRequest, groups: list[int], now: float) -> NodeReservation | None:
+    index = state.index
+    best: tuple[float, list[int]] | None = None
+    for gid in groups:
+        group = index.groups[gid]
+        fewest = index.min_nodes(job, gid)
+        nodes = [n for n in group.nodes if index.schedulable[n]]
+        if fewest == 0 or len(nodes) < fewest:
+            continue
+        need = job.gpus if fewest == 1 else group.gpus_per_node
+        ids = np.fromiter(nodes, dtype=np.int64, count=len(nodes))
+        free = np.fromiter((index.free[n] for n in nodes), dtype=np.int64, count=len(nodes))
+        ends = np.fromiter((index.end_max[n] for n in nodes), dtype=np.float64, count=len(nodes))
+        # A node is ready now if it already has room, else when its last gang is expected to end.
+        ready = np.where(free >= need, now, np.maximum(ends, now))
+        order = np.lexsort((-free, ready))[:fewest]
+        at = float(ready[order[-1]])
+        if best is None or at < best[0]:
+            best = (at, [int(i) for i in ids[order]])
+    if best is None:
+        return None
+    return NodeReservation(job.id, best[0], frozenset(best[1]))

@@ -1,0 +1,297 @@
+"""One scheduling cycle: walk the queue in policy order, admit what fits, preempt
+what must give way, hold a reservation for the head, and say why the rest wait.
+
+`schedule(snapshot)` is the pure entry point the control loop calls. The
+simulator keeps a `ClusterState` and a `PendingQueue` alive between cycles and
+calls `Policy.cycle` directly: the decisions come from the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trainyard.scheduler.backfill import NodeReservation, reserve
+from trainyard.scheduler.explain import describe_need, describe_room
+from trainyard.scheduler.model import (
+    Admit,
+    ClusterSnapshot,
+    Decisions,
+    GangRequest,
+    Preempt,
+    Reservation,
+)
+from trainyard.scheduler.placement import NO_EXCLUDE, Placement
+from trainyard.scheduler.preemption import VictimFinder, VictimPlan
+from trainyard.scheduler.queue import Entry, Ordering, PendingQueue
+from trainyard.scheduler.quota import BLOCKED, BORROW, WITHIN, QuotaVerdict
+from trainyard.scheduler.state import ClusterState
+
+INF = float("inf")
+_WITHIN = QuotaVerdict(WITHIN)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    name: str = "trainyard"
+    ordering: Ordering = field(default_factory=Ordering)
+    quotas: bool = True
+    preemption: bool = True
+    backfill: bool = True
+    strict: bool = False  # stop at the first job that does not fit (plain FIFO)
+    max_considered: int = 1000  # jobs looked at per cycle (Slurm's bf_max_job_test)
+    max_preemption_attempts: int = 8  # victim searches per cycle
+    victim_scan_nodes: int = 512  # nodes looked at per victim search
+    explain: bool = True  # write a reason for every pending job (the simulator turns it off)
+
+
+FIFO = PolicyConfig("fifo", Ordering(fair=False), quotas=False, preemption=False, backfill=False,
+                    strict=True)
+BACKFILL = PolicyConfig("backfill", Ordering(fair=False), quotas=False, preemption=False)
+TRAINYARD = PolicyConfig()
+PRESETS = {p.name: p for p in (FIFO, BACKFILL, TRAINYARD)}
+
+
+class Policy:
+    def __init__(self, config: PolicyConfig = TRAINYARD) -> None:
+        self.config = config
+
+    def new_queue(self, state: ClusterState) -> PendingQueue:
+        return PendingQueue(self.config.ordering, state.priority)
+
+    def cycle(self, state: ClusterState, queue: PendingQueue, now: float) -> Decisions:
+        """Decide, and apply the decisions to `state` and `queue` (victims leave `state`;
+        the caller re-queues them, with their checkpoints, when it has stopped them)."""
+        return _Cycle(self.config, state, queue, now).run()
+
+
+def schedule(snapshot: ClusterSnapshot, config: PolicyConfig = TRAINYARD) -> Decisions:
+    """Pure entry point: a snapshot of the cluster in, admissions, preemptions and reasons out."""
+    state = ClusterState(snapshot.nodes, snapshot.teams, snapshot.priority_classes)
+    for gang in snapshot.running:
+        state.add_running(gang)
+    policy = Policy(config)
+    queue = policy.new_queue(state)
+    for job in snapshot.pending:
+        queue.push(job)
+    return policy.cycle(state, queue, snapshot.now)
+
+
+class _Cycle:
+    def __init__(self, config: PolicyConfig, state: ClusterState, queue: PendingQueue,
+                 now: float) -> None:
+        self.c = config
+        self.state = state
+        self.queue = queue
+        self.now = now
+        self.out = Decisions()
+        self.reservation: NodeReservation | None = None
+        self.attempts = 0
+        self.no_room: dict[tuple[object, ...], int] = {}  # constraint -> fewest GPUs that found no room
+        self.no_victims: dict[tuple[object, ...], int] = {}
+        self.quota_blocked: dict[str, int] = {}  # team -> fewest GPUs its quota refused
+        self.stopped_by: GangRequest | None = None
+
+    # -- the walk ----------------------------------------------------------------
+
+    def run(self) -> Decisions:
+        queue = self.queue
+        tried: list[Entry] = []
+        teams = [t for t in queue.heaps if queue.head(t) is not None]
+        considered = 0
+        while teams:
+            team = self._pick(teams)
+            if team is None:
+                break
+            entry = queue.pop(team)
+            tried.append(entry)
+            considered += 1
+            if not self._consider(entry[2]) or considered >= self.c.max_considered:
+                break
+            if self._nothing_can_change():
+                break
+        queue.put_back(tried)
+        if self.reservation is not None:
+            r = self.reservation
+            names = self.state.index.nodes
+            self.out.reservation = Reservation(r.job_id, r.at, tuple(sorted(names[n].name for n in r.nodes)))
+        if self.c.explain:
+            self._explain_rest()
+        return self.out
+
+    def _pick(self, teams: list[str]) -> str | None:
+        queue = self.queue
+        if not queue.ordering.fair:
+            return teams[0] if queue.head(teams[0]) is not None else None
+        best_key: tuple[float, ...] | None = None
+        best = None
+        starve = queue.ordering.starve_after_s
+        share = self.state.quota.share
+        priority = self.state.priority
+        alive = []
+        for team in teams:
+            head = queue.head(team)
+            if head is None:
+                continue
+            alive.append(team)
+            job = head[2]
+            if self.now - job.submit_time > starve:
+                key: tuple[float, ...] = (0.0, 0.0, 0.0, head[0])
+            else:
+                key = (1.0, -priority(job), share(team), head[0])
+            if best_key is None or key < best_key:
+                best_key, best = key, team
+        teams[:] = alive
+        return best
+
+    def _nothing_can_change(self) -> bool:
+        index = self.state.index
+        return (
+            index.free_gpus == 0
+            and (not self.c.preemption or self.attempts >= self.c.max_preemption_attempts)
+            and (self.reservation is not None or not self.c.backfill)
+        )
+
+    # -- one job -----------------------------------------------------------------
+
+    def _consider(self, job: GangRequest) -> bool:
+        """Admit, preempt for, reserve for, or explain one job; False stops the walk."""
+        state = self.state
+        groups = state.index.eligible_groups(job)
+        if not groups:
+            self._wait(job, f"{describe_need(state.index, job)}; no node in the cluster matches")
+            return not self.c.strict
+        if job.gpus >= self.quota_blocked.get(job.team, INF):
+            self._wait(job, self._quota_reason(job))
+            return True
+        verdict = state.quota.check(job) if self.c.quotas else _WITHIN
+        if verdict.kind == BLOCKED:
+            self.quota_blocked[job.team] = min(job.gpus, self.quota_blocked.get(job.team, job.gpus))
+            self._wait(job, f"{describe_need(state.index, job)}; {verdict.reason}")
+            return True
+        placed = self._place(job, groups)
+        if placed is not None:
+            self._admit(job, placed[0], verdict.kind == BORROW, placed[1])
+            return True
+        if self.c.preemption and self._preempt_for(job, groups, verdict):
+            return True
+        if self.c.strict:
+            self.stopped_by = job
+            self._wait(job, f"{describe_need(state.index, job)}; head of the queue, "
+                            f"{describe_room(state.index, groups)}")
+            return False
+        if self.c.backfill and self.reservation is None:
+            self.reservation = reserve(state, job, groups, self.now)
+            if self.reservation is not None:
+                at = self.reservation.at
+                when = "when they drain" if at == INF else f"in {at - self.now:,.0f} s"
+                self._wait(job, f"{describe_need(state.index, job)}; "
+                                f"{describe_room(state.index, groups)}; holds the reservation: "
+                                f"{len(self.reservation.nodes)} node(s) expected free {when}")
+                return True
+        self._wait(job, f"{describe_need(state.index, job)}; {describe_room(state.index, groups)}")
+        return True
+
+    def _place(self, job: GangRequest, groups: list[int]) -> tuple[Placement, bool] | None:
+        """A placement, and whether it sits opportunistically on the reservation's nodes."""
+        r = self.reservation
+        blocked = r is not None and not r.admits(job, self.now)
+        exclude = r.nodes if r is not None and blocked else NO_EXCLUDE
+        sig = (job.gpu_type, job.zone, job.allow_spot, job.gpus_per_worker, job.max_nodes, blocked)
+        if job.gpus >= self.no_room.get(sig, INF):
+            return None
+        index = self.state.index
+        for gid in groups:
+            p = index.find(job, gid, exclude)
+            if p is not None:
+                return p, False
+        if blocked and job.preemptible:
+            for gid in groups:
+                p = index.find(job, gid)
+                if p is not None:
+                    return p, True
+        self.no_room[sig] = job.gpus
+        return None
+
+    def _admit(self, job: GangRequest, placement: Placement, borrowing: bool,
+               opportunistic: bool) -> None:
+        gang = self.state.start(job, placement, self.now, opportunistic=opportunistic)
+        self.queue.remove(job.id)
+        self.out.admit.append(Admit(job.id, gang.placement, borrowing, opportunistic))
+
+    def _wait(self, job: GangRequest, reason: str) -> None:
+        if self.c.explain:
+            self.out.reasons[job.id] = reason
+
+    def _quota_reason(self, job: GangRequest) -> str:
+        if not self.c.explain:
+            return ""
+        verdict = self.state.quota.check(job)
+        return f"{describe_need(self.state.index, job)}; {verdict.reason}"
+
+    # -- preemption --------------------------------------------------------------
+
+    def _preempt_for(self, job: GangRequest, groups: list[int], verdict: QuotaVerdict) -> bool:
+        if self.attempts >= self.c.max_preemption_attempts:
+            return False
+        state = self.state
+        reclaim = verdict.kind == WITHIN and state.quota.team(job.team).gpus is not None
+        sig = (job.team, state.priority(job), job.gpu_type, job.zone, job.allow_spot, reclaim)
+        if job.gpus >= self.no_victims.get(sig, INF):
+            return False
+        self.attempts += 1
+        finder = VictimFinder(state, job, self.now, reclaim, self.c.quotas, self.c.victim_scan_nodes)
+        best: tuple[int, float, VictimPlan, int] | None = None
+        for gid in groups:
+            plan = finder.find(gid)
+            if plan is not None and (best is None or (len(plan.victims), plan.lost_gpu_s) < best[:2]):
+                best = (len(plan.victims), plan.lost_gpu_s, plan, gid)
+        if best is None or not self._quota_allows(job, best[2]):
+            self.no_victims[sig] = job.gpus
+            return False
+        plan, gid = best[2], best[3]
+        for held in plan.victims:
+            victim = held.gang
+            state.stop(victim.job.id)
+            self.out.preempt.append(Preempt(victim.job.id, job.id, self._why(job, held.gang.job, reclaim)))
+        borrowing = self.c.quotas and state.quota.check(job).kind == BORROW
+        self._admit(job, finder.placement_on(plan, gid), borrowing, False)
+        return True
+
+    def _quota_allows(self, job: GangRequest, plan: VictimPlan) -> bool:
+        if not self.c.quotas:
+            return True
+        quota = self.state.quota
+        cohort = quota.team(job.team).cohort
+        team_g = team_c = cohort_g = cohort_c = 0.0
+        for held in plan.victims:
+            v = held.gang.job
+            if v.team == job.team:
+                team_g += v.gpus
+                team_c += v.cpus
+            if cohort is not None and quota.team(v.team).cohort == cohort:
+                cohort_g += v.gpus
+                cohort_c += v.cpus
+        verdict = quota.check(job, (int(team_g), team_c), (int(cohort_g), cohort_c))
+        return verdict.kind != BLOCKED
+
+    def _why(self, job: GangRequest, victim: GangRequest, reclaim: bool) -> str:
+        state = self.state
+        if state.priority(victim) < state.priority(job):
+            return f"preempted for {job.id} (priority {job.priority} over {victim.priority})"
+        if reclaim and victim.team != job.team:
+            return (f"team {job.team} reclaims its quota lent to team {victim.team}, "
+                    f"for {job.id}")
+        return f"evicted from the reservation's nodes for {job.id}"
+
+    # -- the rest of the queue ----------------------------------------------------
+
+    def _explain_rest(self) -> None:
+        behind = self.stopped_by
+        for job in self.queue.in_order():
+            if job.id in self.out.reasons:
+                continue
+            need = describe_need(self.state.index, job)
+            if behind is not None:
+                self.out.reasons[job.id] = f"{need}; queued behind {behind.id} (first in, first out)"
+            else:
+                self.out.reasons[job.id] = f"{need}; not reached this cycle"

@@ -1,0 +1,93 @@
+"""The pending queue: one heap per team, ordered by a key fixed at submit.
+
+The key is a virtual start time: submit time, minus `aging_s` per priority class,
+plus a credit for small expected work (capped). Because it never changes, a job
+only ever moves forward as newer jobs queue behind it — that is the aging that
+keeps anything from starving — and no cycle has to re-sort the queue.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trainyard.scheduler.model import GangRequest
+
+FIFO_TEAM = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    fair: bool = True  # one heap per team, teams picked by DRF; False: one FIFO heap
+    aging_s: float = 3600.0  # waiting this long is worth one priority class
+    work_credit: float = 0.0  # seconds of queue position per GPU-second of expected work
+    work_cap_s: float = 0.0  # most a job can be held back for being large
+    default_duration_s: float = 3600.0  # assumed when a job gives no expected_duration
+    starve_after_s: float = 86400.0  # waited longer than this: ahead of every team's work
+
+
+Entry = tuple[float, int, GangRequest]
+
+
+class PendingQueue:
+    def __init__(self, ordering: Ordering, priority: Callable[[GangRequest], int]) -> None:
+        self.ordering = ordering
+        self.priority = priority
+        self.heaps: dict[str, list[Entry]] = {}
+        self.live: dict[str, int] = {}  # job id -> sequence of its live entry
+        self.jobs: dict[str, GangRequest] = {}
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def __contains__(self, job_id: str) -> bool:
+        return job_id in self.live
+
+    def key(self, job: GangRequest) -> float:
+        o = self.ordering
+        if not o.fair:
+            return job.submit_time
+        key = job.submit_time - self.priority(job) * o.aging_s
+        if o.work_credit:
+            duration = job.expected_duration or o.default_duration_s
+            key += min(o.work_credit * duration * max(1, job.gpus), o.work_cap_s)
+        return key
+
+    def push(self, job: GangRequest) -> None:
+        seq = next(self._seq)
+        team = job.team if self.ordering.fair else FIFO_TEAM
+        heapq.heappush(self.heaps.setdefault(team, []), (self.key(job), seq, job))
+        self.live[job.id] = seq
+        self.jobs[job.id] = job
+
+    def remove(self, job_id: str) -> GangRequest | None:
+        self.live.pop(job_id, None)
+        return self.jobs.pop(job_id, None)
+
+    def head(self, team: str) -> Entry | None:
+        """The team's first live entry (dropping removed ones on the way)."""
+        heap = self.heaps[team]
+        live = self.live
+        while heap:
+            entry = heap[0]
+            if live.get(entry[2].id) == entry[1]:
+                return entry
+            heapq.heappop(heap)
+        return None
+
+    def pop(self, team: str) -> Entry:
+        return heapq.heappop(self.heaps[team])
+
+    def put_back(self, entries: list[Entry]) -> None:
+        fair = self.ordering.fair
+        for entry in entries:
+            if self.live.get(entry[2].id) == entry[1]:
+                heapq.heappush(self.heaps[entry[2].team if fair else FIFO_TEAM], entry)
+
+    def in_order(self) -> list[GangRequest]:
+        """Every pending job by key (for explanations and tests; not used per cycle)."""
+        entries = [e for h in self.heaps.values() for e in h if self.live.get(e[2].id) == e[1]]
+        return [e[2] for e in sorted(entries, key=lambda e: (e[0], e[1]))]
