@@ -56,6 +56,8 @@ class MetricShipper:
         self._flush_requested = False
         self._idle = threading.Condition()
         self._dropped = 0
+        self._logged = 0  # entries appended by log(); with _taken, counts what maxlen dropped
+        self._taken = 0
         self._delivered = 0
         self._thread = threading.Thread(target=self._run, name="trainyard-metrics", daemon=True)
         self._thread.start()
@@ -67,13 +69,14 @@ class MetricShipper:
 
     @property
     def dropped(self) -> int:
-        """Points dropped because the buffer was full."""
-        return self._dropped
+        """Points dropped because the buffer was full (an entry dropped on intake counts once)."""
+        return self._dropped + max(0, self._logged - self._taken - len(self._entries))
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         """Record metrics at `step`. Never blocks, never raises on a network problem."""
         if not self._fenced:
             self._entries.append((step, time.time(), dict(metrics)))
+            self._logged += 1
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Ship everything logged so far; True if all of it was delivered within `timeout`."""
@@ -133,6 +136,7 @@ class MetricShipper:
             log.warning("trainyard: metric buffer full; the oldest points may have been dropped")
         while self._entries:
             step, ts, metrics = self._entries.popleft()
+            self._taken += 1
             if self._fenced:
                 continue
             for key, value in metrics.items():

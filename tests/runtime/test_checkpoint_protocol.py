@@ -1,0 +1,183 @@
+"""Checkpoints are committed manifest-last and restored only after verification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.runtime.recording_server import RecordingServer
+from trainyard.client import Client
+from trainyard.runtime.checkpoint import Checkpointer
+from trainyard.runtime.commits import LocalCommitLog, ServerCommitLog
+from trainyard.runtime.distributed import Distributed
+from trainyard.runtime.manifest import MANIFEST, STATE_FILE
+from trainyard.runtime.stop import StopSignal
+from trainyard.spec import CheckpointPolicy
+
+EVERY_10 = CheckpointPolicy(every_steps=10, keep_last=10)
+
+
+def standalone(root: Path, policy: CheckpointPolicy = EVERY_10) -> Checkpointer:
+    return Checkpointer(root, policy, LocalCommitLog(root, policy), 1, Distributed(0, 0, 1), StopSignal())
+
+
+def on_platform(root: Path, recorder: RecordingServer, stop: StopSignal | None = None) -> Checkpointer:
+    connect = lambda: Client(recorder.url, timeout=2.0).attempt("job-1", 1)  # noqa: E731
+    commits = ServerCommitLog(connect, "job-1")
+    return Checkpointer(root, EVERY_10, commits, 1, Distributed(0, 0, 1), stop or StopSignal())
+
+
+def state_at(step: int) -> dict:
+    return {"model": {"w": torch.full((4, 4), float(step))}, "step": step}
+
+
+def save_steps(ckpt: Checkpointer, *steps: int) -> None:
+    for step in steps:
+        assert ckpt.save(step, state_at(step), metrics={"val_acc": step / 100}, force=True)
+    assert ckpt.wait(timeout=30)
+
+
+def newest_state_file(root: Path) -> Path:
+    return sorted(root.glob("a*-s*"))[-1] / STATE_FILE
+
+
+def test_saved_checkpoint_is_files_then_manifest_with_sizes_and_checksums(tmp_path):
+    ckpt = standalone(tmp_path)
+    save_steps(ckpt, 30)
+    directory = tmp_path / "a001-s000000030"
+    manifest = json.loads((directory / MANIFEST).read_text())
+    assert manifest["format"] == 1 and manifest["step"] == 30 and manifest["attempt"] == 1
+    assert manifest["metrics"] == {"val_acc": 0.3}
+    [entry] = manifest["files"]
+    assert entry["path"] == STATE_FILE
+    assert entry["bytes"] == (directory / STATE_FILE).stat().st_size
+    assert len(entry["sha256"]) == 64
+    assert (directory / MANIFEST).stat().st_mtime_ns >= (directory / STATE_FILE).stat().st_mtime_ns
+
+
+def test_save_follows_the_policy_unless_forced(tmp_path):
+    ckpt = standalone(tmp_path)
+    saved = [step for step in range(1, 31) if ckpt.save(step, state_at(step))]
+    assert saved == [1, 11, 21]
+    assert ckpt.save(25, state_at(25), force=True)
+    assert ckpt.wait(timeout=30)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a001-s000000001", "a001-s000000011", "a001-s000000021", "a001-s000000025"
+    ]
+
+
+def test_snapshot_is_unaffected_by_training_after_save_returns(tmp_path):
+    ckpt = standalone(tmp_path)
+    weights = torch.zeros(1000, 1000)
+    ckpt.save(1, {"w": weights}, force=True)
+    weights.add_(1.0)  # the optimizer goes on while the files are written
+    assert ckpt.wait(timeout=30)
+    step, state = standalone(tmp_path).load()
+    assert step == 1 and float(state["w"].abs().max()) == 0.0
+
+
+def test_load_restores_the_newest_checkpoint(tmp_path):
+    save_steps(standalone(tmp_path), 10, 20)
+    step, state = standalone(tmp_path).load()
+    assert step == 20 and torch.equal(state["model"]["w"], torch.full((4, 4), 20.0))
+
+
+def test_directory_without_manifest_was_never_committed_and_is_ignored(tmp_path):
+    save_steps(standalone(tmp_path), 10, 20)
+    (tmp_path / "a001-s000000020" / MANIFEST).unlink()  # as if the rank died before committing
+    step, _ = standalone(tmp_path).load()
+    assert step == 10
+
+
+@pytest.mark.parametrize("damage", ["flipped_byte", "missing_file", "truncated"])
+def test_damaged_newest_checkpoint_falls_back_to_previous_verified_one(tmp_path, damage):
+    save_steps(standalone(tmp_path), 10, 20, 30)
+    victim = newest_state_file(tmp_path)
+    data = bytearray(victim.read_bytes())
+    if damage == "flipped_byte":
+        data[len(data) // 2] ^= 0xFF
+        victim.write_bytes(bytes(data))
+    elif damage == "truncated":
+        victim.write_bytes(bytes(data[:-10]))
+    else:
+        victim.unlink()
+    step, state = standalone(tmp_path).load()
+    assert step == 20 and state["step"] == 20
+
+
+def test_nothing_restored_when_no_checkpoint_verifies(tmp_path):
+    save_steps(standalone(tmp_path), 10)
+    newest_state_file(tmp_path).write_bytes(b"garbage")
+    assert standalone(tmp_path).load() is None
+    assert standalone(tmp_path / "empty").load() is None
+
+
+def test_standalone_retention_keeps_the_last_and_the_best(tmp_path):
+    policy = CheckpointPolicy(every_steps=1, keep_last=2, keep_best={"metric": "acc", "mode": "max"})
+    ckpt = standalone(tmp_path, policy)
+    for step, acc in [(1, 0.5), (2, 0.9), (3, 0.6), (4, 0.7), (5, 0.8)]:
+        ckpt.save(step, state_at(step), metrics={"acc": acc})
+        assert ckpt.wait(timeout=30)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a001-s000000002", "a001-s000000004", "a001-s000000005"
+    ]
+
+
+def test_commit_reaches_the_server_with_manifest_and_absolute_uri(tmp_path, recorder):
+    save_steps(on_platform(tmp_path, recorder), 10)
+    [commit] = recorder.commits
+    assert commit["step"] == 10 and commit["uri"] == str(tmp_path / "a001-s000000010")
+    assert Path(commit["uri"]).is_absolute()
+    assert commit["manifest"]["files"][0]["path"] == STATE_FILE
+    assert commit["bytes"] > commit["manifest"]["files"][0]["bytes"]
+    assert commit["metrics"] == {"val_acc": 0.1}
+
+
+def test_commit_is_retried_until_the_server_returns(tmp_path, recorder):
+    recorder.stop()
+    ckpt = on_platform(tmp_path, recorder)
+    ckpt.save(10, state_at(10), force=True)
+    assert not ckpt.wait(timeout=1.0)
+    recorder.start()
+    assert ckpt.wait(timeout=20)
+    assert [c["step"] for c in recorder.commits] == [10]
+
+
+def test_stale_attempt_commit_deletes_the_checkpoint_and_requests_stop(tmp_path, recorder):
+    recorder.stale = True
+    stop = StopSignal()
+    save_steps(on_platform(tmp_path, recorder, stop), 10)
+    assert stop.is_set() and "no longer current" in (stop.reason or "")
+    assert not (tmp_path / "a001-s000000010").exists()
+    assert recorder.commits == []
+
+
+def test_platform_restore_reports_the_corrupt_checkpoint_and_falls_back(tmp_path, recorder):
+    save_steps(on_platform(tmp_path, recorder), 300, 400)
+    victim = tmp_path / "a001-s000000400" / STATE_FILE
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0x01
+    victim.write_bytes(bytes(data))
+    step, _ = on_platform(tmp_path, recorder).load()
+    assert step == 300
+    assert recorder.corrupt == [{"step": 400, "reason": "state.pt: sha256 mismatch"}]
+    assert recorder.events == [{
+        "kind": "checkpoint_fallback",
+        "reason": "checkpoint at step 400 failed verification (state.pt: sha256 mismatch); "
+        "restoring step 300",
+    }]
+
+
+def test_second_save_waits_for_the_first_so_each_keeps_its_own_values(tmp_path):
+    ckpt = standalone(tmp_path)
+    weights = torch.ones(4_000_000)
+    ckpt.save(1, {"w": weights}, force=True)
+    weights.fill_(2.0)
+    ckpt.save(2, {"w": weights}, force=True)  # reuses the snapshot buffers of save 1
+    assert ckpt.wait(timeout=30)
+    for step, value in [(1, 1.0), (2, 2.0)]:
+        state = torch.load(tmp_path / f"a001-s{step:09d}" / STATE_FILE, weights_only=True)
+        assert torch.all(state["w"] == value)
