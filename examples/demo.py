@@ -40,7 +40,8 @@ def kill_a_rank_after_first_checkpoint(url: str, job_id: str) -> None:
             if job["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
                 return
             workers = {w["rank"]: w for w in job["workers"]}
-            if job["state"] == "RUNNING" and job["checkpoints"] and workers.get(1, {}).get("pid"):
+            newest = job["checkpoints"][0]["step"] if job["checkpoints"] else 0
+            if job["state"] == "RUNNING" and newest >= 200 and workers.get(1, {}).get("pid"):
                 say(f"demo: SIGKILL to rank 1 (pid {workers[1]['pid']}) at step {job['step']}; "
                     f"newest checkpoint is step {job['checkpoints'][0]['step']}")
                 os.kill(workers[1]["pid"], signal.SIGKILL)

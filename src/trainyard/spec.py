@@ -56,7 +56,8 @@ class CheckpointPolicy(_Strict):
 
     def due(self, step: int, last_step: int | None, seconds_since_last: float) -> bool:
         """Whether a checkpoint is due at `step` given the last one taken."""
-        if self.every_steps is not None and (last_step is None or step - last_step >= self.every_steps):
+        since = step - (last_step or 0)  # a fresh run's first save comes after every_steps, not at step 1
+        if self.every_steps is not None and since >= self.every_steps:
             return True
         return self.every_seconds is not None and seconds_since_last >= self.every_seconds
 

@@ -22,7 +22,9 @@ def heartbeat(s: Session, job_id: str, attempt: int, rank: int, host: str, pid: 
 
 
 def metrics(s: Session, job_id: str, attempt: int, points: list[dict[str, Any]]) -> int:
-    repo.fenced_attempt(s, job_id, attempt)
+    job, _ = repo.fenced_attempt(s, job_id, attempt)
+    if points:
+        job.step = max(job.step or 0, max(p["step"] for p in points))
     return repo.insert_metrics(s, job_id, points)
 
 

@@ -140,6 +140,7 @@ def insert_metrics(s: Session, job_id: str, points: list[dict[str, Any]]) -> int
     return len(rows)
 
 
+
 def last_metrics(s: Session, job_id: str) -> dict[str, dict[str, Any]]:
     """The last value of each key: the point with the highest step (latest id on ties)."""
     newest = (
