@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class ControlLoop:
         self.admission = admission or FifoAdmission()
         self.blobs = BlobStore(str(config.blobs))
         self._adopted_at: dict[tuple[str, int], datetime] = {}
+        self._drivers: list[Callable[[ControlLoop], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
@@ -68,6 +70,10 @@ class ControlLoop:
         self._wake.set()
         if self._thread:
             self._thread.join(timeout=10)
+
+    def add_driver(self, driver: Callable[[ControlLoop], None]) -> None:
+        """Run `driver(loop)` after every pass: sweeps and pipelines steer their jobs this way."""
+        self._drivers.append(driver)
 
     def nudge(self) -> None:
         """Run the next pass now (a job was submitted or cancelled)."""
@@ -113,6 +119,11 @@ class ControlLoop:
                     self._reconcile_job(s, repo.get_job(s, job_id))
             except Exception:  # noqa: BLE001 - logged and retried on the next pass
                 log.exception("reconciling job %s failed", job_id)
+        for driver in self._drivers:
+            try:
+                driver(self)
+            except Exception:  # noqa: BLE001 - a driver's bad pass must not stop the others
+                log.exception("driver %s failed", getattr(driver, "__name__", driver))
         self._admit()
 
     def _reconcile_job(self, s: Session, job: Job) -> None:
