@@ -90,6 +90,7 @@ class _Cycle:
         self.no_victims: dict[tuple[object, ...], int] = {}
         self.quota_blocked: dict[str, int] = {}  # team -> fewest GPUs its quota refused
         self.stopped_by: GangRequest | None = None
+        self.admitted: set[str] = set()
 
     # -- the walk ----------------------------------------------------------------
 
@@ -216,6 +217,7 @@ class _Cycle:
                opportunistic: bool) -> None:
         gang = self.state.start(job, placement, self.now, opportunistic=opportunistic)
         self.queue.remove(job.id)
+        self.admitted.add(job.id)
         self.out.admit.append(Admit(job.id, gang.placement, borrowing, opportunistic))
 
     def _wait(self, job: GangRequest, reason: str) -> None:
@@ -239,7 +241,8 @@ class _Cycle:
         if job.gpus >= self.no_victims.get(sig, INF):
             return False
         self.attempts += 1
-        finder = VictimFinder(state, job, self.now, reclaim, self.c.quotas, self.c.victim_scan_nodes)
+        finder = VictimFinder(state, job, self.now, reclaim, self.c.quotas, self.c.victim_scan_nodes,
+                              self.admitted)
         best: tuple[int, float, VictimPlan, int] | None = None
         for gid in groups:
             plan = finder.find(gid)

@@ -30,7 +30,7 @@ class VictimPlan:
 
 class VictimFinder:
     def __init__(self, state: ClusterState, job: GangRequest, now: float, reclaim: bool,
-                 use_quotas: bool, scan_nodes: int) -> None:
+                 use_quotas: bool, scan_nodes: int, fresh: Collection[str] = ()) -> None:
         self.state = state
         self.job = job
         self.now = now
@@ -39,28 +39,31 @@ class VictimFinder:
         self.scan_nodes = scan_nodes
         self.level = state.priority(job)
         self.cohort = state.quota.team(job.team).cohort
-        self._ok: dict[str, bool] = {}
+        self._ok: dict[tuple[str, int, bool, bool], bool] = {}
+        self.fresh = fresh  # admitted this cycle: not started yet, so never a victim
 
     def may_evict(self, held: Held) -> bool:
         gang = held.gang
-        found = self._ok.get(gang.job.id)
+        victim = gang.job
+        if victim.id in self.fresh:
+            return False
+        key = (victim.team, held.level, victim.preemptible, gang.opportunistic)
+        found = self._ok.get(key)
         if found is None:
-            found = self._ok[gang.job.id] = self._may_evict(held)
+            found = self._ok[key] = self._may_evict(*key)
         return found
 
-    def _may_evict(self, held: Held) -> bool:
-        victim = held.gang.job
-        level = self.state.priority(victim)
-        if held.gang.opportunistic and level <= self.level:
+    def _may_evict(self, team_name: str, level: int, preemptible: bool, opportunistic: bool) -> bool:
+        if opportunistic and level <= self.level:
             return True
-        lower = level < self.level and victim.preemptible
-        if not self.use_quotas or victim.team == self.job.team:
+        lower = level < self.level and preemptible
+        if not self.use_quotas or team_name == self.job.team:
             return lower
         quota = self.state.quota
-        team = quota.team(victim.team)
+        team = quota.team(team_name)
         if team.gpus is None and team.cpus is None:
             return lower
-        if team.cohort is None or team.cohort != self.cohort or not quota.borrowing(victim.team):
+        if team.cohort is None or team.cohort != self.cohort or not quota.borrowing(team_name):
             return False
         return self.reclaim or lower
 
@@ -89,27 +92,47 @@ class VictimFinder:
         return None if blocked and not out else out
 
     def _find_one_node(self, gid: int, exclude: Collection[int]) -> VictimPlan | None:
+        """Nodes with the most free GPUs first (they need the least freed); one victim is
+        the best there is, so stop once a few one-victim choices have been seen."""
         index = self.state.index
         group = index.groups[gid]
+        running = self.state.running
         need_total = self.job.gpus
-        best: tuple[int, float, VictimPlan] | None = None
+        best: tuple[int, float, list[Held], int] | None = None
+        singles = 0
         scanned = 0
         for f in range(min(need_total - 1, group.gpus_per_node), -1, -1):
+            need = need_total - f
             for nid in group.buckets[f]:
                 if nid in exclude:
                     continue
                 scanned += 1
-                cands = self._candidates(nid)
-                if cands:
-                    chosen = self._smallest_set(nid, cands, need_total - f)
+                single: tuple[float, Held] | None = None
+                for job_id, (gpus, _) in index.jobs_on[nid].items():
+                    if gpus >= need:
+                        held = running[job_id]
+                        if self.may_evict(held):
+                            lost = self.cost((held,))
+                            if single is None or lost < single[0]:
+                                single = (lost, held)
+                if single is not None:
+                    singles += 1
+                    if best is None or (1, single[0]) < best[:2]:
+                        best = (1, single[0], [single[1]], nid)
+                elif best is None or best[0] > 1:
+                    cands = self._candidates(nid)
+                    chosen = self._smallest_set(nid, cands, need) if cands else None
                     if chosen is not None:
-                        plan = VictimPlan(tuple(chosen), (nid,), self.cost(chosen))
-                        rank = (len(chosen), plan.lost_gpu_s)
+                        rank = (len(chosen), self.cost(chosen))
                         if best is None or rank < best[:2]:
-                            best = (*rank, plan)
-                if scanned >= self.scan_nodes:
-                    return None if best is None else best[2]
-        return None if best is None else best[2]
+                            best = (*rank, chosen, nid)
+                if singles >= 16 or scanned >= self.scan_nodes:
+                    break
+            if singles >= 16 or scanned >= self.scan_nodes:
+                break
+        if best is None:
+            return None
+        return VictimPlan(tuple(best[2]), (best[3],), best[1])
 
     def _smallest_set(self, nid: int, cands: list[Held], need: int) -> list[Held] | None:
         on = self.state.index.jobs_on[nid]

@@ -18,6 +18,7 @@ from trainyard.scheduler.quota import QuotaBook
 class Held:
     gang: RunningGang
     nodes: Placement  # (node id, GPUs)
+    level: int  # priority class value
 
 
 class ClusterState:
@@ -55,7 +56,7 @@ class ClusterState:
         job = gang.job
         self.index.take(job, placement, gang.expected_end)
         self.quota.add(job.team, job.gpus, job.cpus)
-        self.running[job.id] = Held(gang, placement)
+        self.running[job.id] = Held(gang, placement, self.priority(job))
 
     def stop(self, job_id: str) -> RunningGang:
         held = self.running.pop(job_id)
