@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.runtime.recording_server import RecordingServer
+from trainyard.spec import CheckpointPolicy
 
 
 @pytest.fixture
@@ -20,3 +21,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def due_steps(policy: CheckpointPolicy, steps: range) -> list[int]:
+    """The steps the policy (the contract) makes due, one save after another."""
+    out: list[int] = []
+    for step in steps:
+        if policy.due(step, out[-1] if out else None, 0.0):
+            out.append(step)
+    return out

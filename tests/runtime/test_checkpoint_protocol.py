@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.runtime.conftest import due_steps
 from tests.runtime.recording_server import RecordingServer
 from trainyard.client import Client
 from trainyard.runtime.checkpoint import Checkpointer
@@ -60,12 +61,13 @@ def test_saved_checkpoint_is_files_then_manifest_with_sizes_and_checksums(tmp_pa
 
 def test_save_follows_the_policy_unless_forced(tmp_path):
     ckpt = standalone(tmp_path)
-    saved = [step for step in range(1, 31) if ckpt.save(step, state_at(step))]
-    assert saved == [1, 11, 21]
-    assert ckpt.save(25, state_at(25), force=True)
+    saved = [step for step in range(1, 36) if ckpt.save(step, state_at(step))]
+    assert saved == due_steps(EVERY_10, range(1, 36))
+    assert len(saved) == 3
+    assert ckpt.save(36, state_at(36), force=True)
     assert ckpt.wait(timeout=30)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "a001-s000000001", "a001-s000000011", "a001-s000000021", "a001-s000000025"
+        f"a001-s{step:09d}" for step in [*saved, 36]
     ]
 
 

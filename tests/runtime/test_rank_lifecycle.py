@@ -115,3 +115,11 @@ def test_environment_hparams_and_policy_override_the_scripts_defaults(tmp_path):
     assert env.policy == CheckpointPolicy(every_steps=7, keep_last=2)
     assert env.standalone and env.world_size == 1
     assert env.checkpoint_dir == tmp_path / "checkpoints"
+
+
+def test_importing_trainyard_leaves_torch_unloaded_until_init_is_used():
+    code = (
+        "import sys, trainyard; assert 'torch' not in sys.modules; "
+        "trainyard.init; assert 'torch' in sys.modules"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
