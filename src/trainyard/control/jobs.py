@@ -47,16 +47,21 @@ def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: JobSpec,
     return job
 
 
-def cancel(store: Store, loop: ControlLoop, job_id: str) -> Job:
-    """Queued jobs end at once; running ones are stopped by the control loop (SIGTERM, grace, SIGKILL)."""
+def cancel(store: Store, loop: ControlLoop, job_id: str, reason: str | None = None) -> Job:
+    """Queued jobs end at once; running ones are stopped by the control loop (SIGTERM, grace, SIGKILL).
+
+    `reason` says who asked and why (e.g. a sweep pruning its trial); default: a person's request.
+    """
     with store.session() as s:
         job = repo.get_job(s, job_id)
         if JobState(job.state).terminal:
             return job
         job.cancel_requested = True
         if job.state == JobState.QUEUED:
-            repo.set_state(s, job, JobState.CANCELLED, "cancelled", "cancelled by request while queued")
+            repo.set_state(s, job, JobState.CANCELLED, "cancelled",
+                           f"{reason} while queued" if reason else "cancelled by request while queued")
         else:
-            repo.add_event(s, job.id, "cancel_requested", "cancel requested; stopping the gang")
+            repo.add_event(s, job.id, "cancel_requested",
+                           f"{reason}; stopping the gang" if reason else "cancel requested; stopping the gang")
     loop.nudge()
     return job
