@@ -8,6 +8,8 @@ calls `Policy.cycle` directly: the decisions come from the same code.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from trainyard.scheduler.backfill import NodeReservation, reserve
@@ -40,7 +42,8 @@ class PolicyConfig:
     strict: bool = False  # stop at the first job that does not fit (plain FIFO)
     max_considered: int = 1000  # jobs looked at per cycle (Slurm's bf_max_job_test)
     max_preemption_attempts: int = 8  # victim searches per cycle
-    victim_scan_nodes: int = 512  # nodes looked at per victim search
+    victim_scan_nodes: int = 256  # nodes looked at per victim search
+    look_past_full: int = 64  # jobs looked at after nothing fits, for preemption chances
     explain: bool = True  # write a reason for every pending job (the simulator turns it off)
 
 
@@ -97,18 +100,26 @@ class _Cycle:
     def run(self) -> Decisions:
         queue = self.queue
         tried: list[Entry] = []
-        teams = [t for t in queue.heaps if queue.head(t) is not None]
+        self._teams = [(self._team_key(t), t) for t in queue.heaps if queue.head(t) is not None]
+        heapq.heapify(self._teams)
         considered = 0
-        while teams:
-            team = self._pick(teams)
-            if team is None:
-                break
+        full_since = -1  # jobs considered when nothing was left to place
+        while self._teams:
+            _, team = heapq.heappop(self._teams)
             entry = queue.pop(team)
             tried.append(entry)
             considered += 1
-            if not self._consider(entry[2]) or considered >= self.c.max_considered:
+            go_on = self._consider(entry[2])
+            if queue.head(team) is not None and not self._team_blocked(team):
+                heapq.heappush(self._teams, (self._team_key(team), team))
+            if not go_on or considered >= self.c.max_considered:
                 break
-            if self._nothing_can_change():
+            if full_since < 0 and self._nothing_fits():
+                full_since = considered
+                if self._nothing_can_change():
+                    break
+            # Once nothing fits, look a little further only for preemption chances.
+            if full_since >= 0 and considered - full_since >= self.c.look_past_full:
                 break
         queue.put_back(tried)
         if self.reservation is not None:
@@ -119,38 +130,46 @@ class _Cycle:
             self._explain_rest()
         return self.out
 
-    def _pick(self, teams: list[str]) -> str | None:
+    def _team_key(self, team: str) -> tuple[float, ...]:
+        """DRF across teams within a priority class; jobs starving past the limit go first."""
         queue = self.queue
+        head = queue.head(team)
+        assert head is not None
         if not queue.ordering.fair:
-            return teams[0] if queue.head(teams[0]) is not None else None
-        best_key: tuple[float, ...] | None = None
-        best = None
-        starve = queue.ordering.starve_after_s
-        share = self.state.quota.share
-        priority = self.state.priority
-        alive = []
-        for team in teams:
-            head = queue.head(team)
-            if head is None:
-                continue
-            alive.append(team)
-            job = head[2]
-            if self.now - job.submit_time > starve:
-                key: tuple[float, ...] = (0.0, 0.0, 0.0, head[0])
-            else:
-                key = (1.0, -priority(job), share(team), head[0])
-            if best_key is None or key < best_key:
-                best_key, best = key, team
-        teams[:] = alive
-        return best
+            return (head[0],)
+        job = head[2]
+        if self.now - job.submit_time > queue.ordering.starve_after_s:
+            return (0.0, 0.0, 0.0, head[0])
+        return (1.0, -self.state.priority(job), self.state.quota.share(team), head[0])
+
+    def _team_blocked(self, team: str) -> bool:
+        """Its quota refused a gang no larger than any it has waiting: skip the rest."""
+        blocked = self.quota_blocked.get(team)
+        if blocked is None:
+            return False
+        smallest = self.queue.smallest_gpus(team)
+        return smallest is None or smallest >= blocked
+
+    def _refresh_team_keys(self) -> None:
+        """Preemption changed other teams' usage: re-rank them."""
+        self._teams = [(self._team_key(t), t) for _, t in self._teams]
+        heapq.heapify(self._teams)
+
+    def _nothing_fits(self) -> bool:
+        """No free block is as large as the smallest pending gang."""
+        smallest = self.queue.smallest_gpus()
+        if smallest is None:
+            return True
+        for group in self.state.index.groups:
+            if group.free_gpus >= smallest:
+                for f in range(group.gpus_per_node, smallest - 1, -1):
+                    if group.buckets[f]:
+                        return False
+        return True
 
     def _nothing_can_change(self) -> bool:
-        index = self.state.index
-        return (
-            index.free_gpus == 0
-            and (not self.c.preemption or self.attempts >= self.c.max_preemption_attempts)
-            and (self.reservation is not None or not self.c.backfill)
-        )
+        return (not self.c.preemption or self.attempts >= self.c.max_preemption_attempts) and (
+            self.reservation is not None or not self.c.backfill)
 
     # -- one job -----------------------------------------------------------------
 
@@ -159,15 +178,15 @@ class _Cycle:
         state = self.state
         groups = state.index.eligible_groups(job)
         if not groups:
-            self._wait(job, f"{describe_need(state.index, job)}; no node in the cluster matches")
+            self._wait(job, lambda: f"{describe_need(state.index, job)}; no node in the cluster matches")
             return not self.c.strict
         if job.gpus >= self.quota_blocked.get(job.team, INF):
-            self._wait(job, self._quota_reason(job))
+            self._wait(job, lambda: self._quota_reason(job))
             return True
         verdict = state.quota.check(job) if self.c.quotas else _WITHIN
         if verdict.kind == BLOCKED:
             self.quota_blocked[job.team] = min(job.gpus, self.quota_blocked.get(job.team, job.gpus))
-            self._wait(job, f"{describe_need(state.index, job)}; {verdict.reason}")
+            self._wait(job, lambda: f"{describe_need(state.index, job)}; {verdict.reason}")
             return True
         placed = self._place(job, groups)
         if placed is not None:
@@ -177,19 +196,20 @@ class _Cycle:
             return True
         if self.c.strict:
             self.stopped_by = job
-            self._wait(job, f"{describe_need(state.index, job)}; head of the queue, "
-                            f"{describe_room(state.index, groups)}")
+            self._wait(job, lambda: f"{describe_need(state.index, job)}; head of the queue, "
+                                    f"{describe_room(state.index, groups)}")
             return False
         if self.c.backfill and self.reservation is None:
             self.reservation = reserve(state, job, groups, self.now)
             if self.reservation is not None:
-                at = self.reservation.at
-                when = "when they drain" if at == INF else f"in {at - self.now:,.0f} s"
-                self._wait(job, f"{describe_need(state.index, job)}; "
-                                f"{describe_room(state.index, groups)}; holds the reservation: "
-                                f"{len(self.reservation.nodes)} node(s) expected free {when}")
+                r = self.reservation
+                when = "when they drain" if r.at == INF else f"in {r.at - self.now:,.0f} s"
+                self._wait(job, lambda: f"{describe_need(state.index, job)}; "
+                                        f"{describe_room(state.index, groups)}; holds the reservation: "
+                                        f"{len(r.nodes)} node(s) expected free {when}")
                 return True
-        self._wait(job, f"{describe_need(state.index, job)}; {describe_room(state.index, groups)}")
+        self._wait(job, lambda: f"{describe_need(state.index, job)}; "
+                                f"{describe_room(state.index, groups)}")
         return True
 
     def _place(self, job: GangRequest, groups: list[int]) -> tuple[Placement, bool] | None:
@@ -220,13 +240,11 @@ class _Cycle:
         self.admitted.add(job.id)
         self.out.admit.append(Admit(job.id, gang.placement, borrowing, opportunistic))
 
-    def _wait(self, job: GangRequest, reason: str) -> None:
+    def _wait(self, job: GangRequest, reason: Callable[[], str]) -> None:
         if self.c.explain:
-            self.out.reasons[job.id] = reason
+            self.out.reasons[job.id] = reason()
 
     def _quota_reason(self, job: GangRequest) -> str:
-        if not self.c.explain:
-            return ""
         verdict = self.state.quota.check(job)
         return f"{describe_need(self.state.index, job)}; {verdict.reason}"
 
@@ -240,9 +258,12 @@ class _Cycle:
         sig = (job.team, state.priority(job), job.gpu_type, job.zone, job.allow_spot, reclaim)
         if job.gpus >= self.no_victims.get(sig, INF):
             return False
-        self.attempts += 1
         finder = VictimFinder(state, job, self.now, reclaim, self.c.quotas, self.c.victim_scan_nodes,
                               self.admitted)
+        if finder.evictable_gpus() + state.index.free_gpus < job.gpus:
+            self.no_victims[sig] = job.gpus
+            return False
+        self.attempts += 1
         best: tuple[int, float, VictimPlan, int] | None = None
         for gid in groups:
             plan = finder.find(gid)
@@ -256,6 +277,7 @@ class _Cycle:
             victim = held.gang
             state.stop(victim.job.id)
             self.out.preempt.append(Preempt(victim.job.id, job.id, self._why(job, held.gang.job, reclaim)))
+        self._refresh_team_keys()
         borrowing = self.c.quotas and state.quota.check(job).kind == BORROW
         self._admit(job, finder.placement_on(plan, gid), borrowing, False)
         return True

@@ -67,6 +67,16 @@ class VictimFinder:
             return False
         return self.reclaim or lower
 
+    def evictable_gpus(self) -> int:
+        """An upper bound on what victims could free, from per-kind counters (no node scan)."""
+        return sum(g for kind, g in self.state.held_by_kind.items() if self._kind_ok(kind))
+
+    def _kind_ok(self, kind: tuple[str, int, bool, bool]) -> bool:
+        found = self._ok.get(kind)
+        if found is None:
+            found = self._ok[kind] = self._may_evict(*kind)
+        return found
+
     def cost(self, victims: Collection[Held]) -> float:
         return sum(h.gang.lost_seconds(self.now) * h.gang.job.gpus for h in victims)
 
@@ -108,10 +118,14 @@ class VictimFinder:
                     continue
                 scanned += 1
                 single: tuple[float, Held] | None = None
+                cands: list[Held] = []
+                total = 0
                 for job_id, (gpus, _) in index.jobs_on[nid].items():
-                    if gpus >= need:
-                        held = running[job_id]
-                        if self.may_evict(held):
+                    held = running[job_id]
+                    if self.may_evict(held):
+                        total += gpus
+                        cands.append(held)
+                        if gpus >= need:
                             lost = self.cost((held,))
                             if single is None or lost < single[0]:
                                 single = (lost, held)
@@ -119,9 +133,8 @@ class VictimFinder:
                     singles += 1
                     if best is None or (1, single[0]) < best[:2]:
                         best = (1, single[0], [single[1]], nid)
-                elif best is None or best[0] > 1:
-                    cands = self._candidates(nid)
-                    chosen = self._smallest_set(nid, cands, need) if cands else None
+                elif total >= need and (best is None or best[0] > 1):
+                    chosen = self._smallest_set(nid, cands, need)
                     if chosen is not None:
                         rank = (len(chosen), self.cost(chosen))
                         if best is None or rank < best[:2]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +39,8 @@ class PendingQueue:
         self.heaps: dict[str, list[Entry]] = {}
         self.live: dict[str, int] = {}  # job id -> sequence of its live entry
         self.jobs: dict[str, GangRequest] = {}
+        self.sizes: Counter[int] = Counter()  # GPUs -> pending gangs of that size
+        self.team_sizes: dict[str, Counter[int]] = {}
         self._seq = itertools.count()
 
     def __len__(self) -> int:
@@ -60,12 +63,30 @@ class PendingQueue:
         seq = next(self._seq)
         team = job.team if self.ordering.fair else FIFO_TEAM
         heapq.heappush(self.heaps.setdefault(team, []), (self.key(job), seq, job))
+        old = self.jobs.get(job.id)
+        if old is not None:
+            self._forget_size(old)
         self.live[job.id] = seq
         self.jobs[job.id] = job
+        self.sizes[job.gpus] += 1
+        self.team_sizes.setdefault(team, Counter())[job.gpus] += 1
 
     def remove(self, job_id: str) -> GangRequest | None:
         self.live.pop(job_id, None)
-        return self.jobs.pop(job_id, None)
+        job = self.jobs.pop(job_id, None)
+        if job is not None:
+            self._forget_size(job)
+        return job
+
+    def _forget_size(self, job: GangRequest) -> None:
+        for sizes in (self.sizes, self.team_sizes[job.team if self.ordering.fair else FIFO_TEAM]):
+            sizes[job.gpus] -= 1
+            if not sizes[job.gpus]:
+                del sizes[job.gpus]
+
+    def smallest_gpus(self, team: str | None = None) -> int | None:
+        sizes = self.sizes if team is None else self.team_sizes.get(team)
+        return min(sizes) if sizes else None
 
     def head(self, team: str) -> Entry | None:
         """The team's first live entry (dropping removed ones on the way)."""

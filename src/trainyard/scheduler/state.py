@@ -6,6 +6,7 @@ keeps one alive and tells it what changed, so a cycle never rescans the cluster.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ class ClusterState:
         self.quota = QuotaBook(teams, self.index.total_gpus, sum(n.cpus for n in self.index.nodes))
         self.classes = {pc.name: pc.value for pc in priority_classes}
         self.running: dict[str, Held] = {}
+        # (team, class value, preemptible, opportunistic) -> GPUs held: who could be a victim
+        self.held_by_kind: Counter[tuple[str, int, bool, bool]] = Counter()
 
     def priority(self, job: GangRequest) -> int:
         value = self.classes.get(job.priority)
@@ -56,11 +59,21 @@ class ClusterState:
         job = gang.job
         self.index.take(job, placement, gang.expected_end)
         self.quota.add(job.team, job.gpus, job.cpus)
-        self.running[job.id] = Held(gang, placement, self.priority(job))
+        held = Held(gang, placement, self.priority(job))
+        self.running[job.id] = held
+        self.held_by_kind[self._kind(held)] += job.gpus
+
+    @staticmethod
+    def _kind(held: Held) -> tuple[str, int, bool, bool]:
+        return (held.gang.job.team, held.level, held.gang.job.preemptible, held.gang.opportunistic)
 
     def stop(self, job_id: str) -> RunningGang:
         held = self.running.pop(job_id)
         job = held.gang.job
+        kind = self._kind(held)
+        self.held_by_kind[kind] -= job.gpus
+        if not self.held_by_kind[kind]:
+            del self.held_by_kind[kind]
         self.index.give_back(job, held.nodes)
         self.quota.remove(job.team, job.gpus, job.cpus)
         return held.gang
