@@ -158,6 +158,28 @@ class Client:
             if not chunk["text"]:
                 time.sleep(poll_s)
 
+    # -- sweeps ---------------------------------------------------------------
+
+    def submit_sweep(self, spec: dict[str, Any], code: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Start a sweep; `spec["job"]` is the trial template as a mapping."""
+        return self.request("POST", "/v1/sweeps", json={"spec": spec, "code_snapshot": code})
+
+    def sweeps(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/sweeps", params={"limit": limit})["items"]
+
+    def sweep(self, sweep_id: str) -> dict[str, Any]:
+        """A sweep's state, trial counts and best trial so far."""
+        return self.request("GET", f"/v1/sweeps/{sweep_id}")
+
+    def sweep_trials(self, sweep_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/v1/sweeps/{sweep_id}/trials")["items"]
+
+    def sweep_events(self, sweep_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/v1/sweeps/{sweep_id}/events")["items"]
+
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/v1/sweeps/{sweep_id}/cancel")
+
     # -- worker side ----------------------------------------------------------
 
     def attempt(self, job_id: str, attempt: int) -> AttemptClient:

@@ -9,6 +9,7 @@ from fastapi import Request
 from trainyard.backends import Backend, LocalBackend
 from trainyard.config import ServerConfig
 from trainyard.control.loop import ControlLoop
+from trainyard.control.sweeps import SweepDriver
 from trainyard.storage import BlobStore
 from trainyard.store import Store
 
@@ -27,6 +28,7 @@ class Platform:
         store = Store(config.database_url or "")
         backend = LocalBackend(cpus=config.cpus, gpus=config.gpus, memory_gb=config.memory_gb)
         loop = ControlLoop(store, backend, config)
+        loop.add_driver(SweepDriver())
         return cls(config, store, backend, loop, BlobStore(str(config.blobs)))
 
 

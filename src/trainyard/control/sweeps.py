@@ -1,0 +1,239 @@
+"""Sweeps on the control loop: each trial an ordinary job, the study rebuilt from the store.
+
+`SweepDriver` runs after every reconcile pass (`loop.add_driver`). For each
+running sweep it feeds the trials' new intermediate values to the pruner,
+tells the sampler how finished trials ended, and asks for new trials while
+fewer than `parallelism` trial jobs are live. A new trial's row and its job
+are written in one transaction, so a crash leaves either both or neither;
+the in-memory study is only a cache of the store and is dropped on any error.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from trainyard.control import jobs
+from trainyard.control.loop import ControlLoop
+from trainyard.spec import JobSpec, JobState, SpecError
+from trainyard.storage import BlobStore
+from trainyard.store import Store, repo, sweep_repo
+from trainyard.store.sweep_tables import Sweep, SweepTrial
+from trainyard.store.tables import Job, utcnow
+from trainyard.tuning import SweepSpec, SweepStudy, TrialRecord
+
+log = logging.getLogger("trainyard.sweeps")
+
+
+def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: SweepSpec,
+           code: dict[str, Any] | None) -> Sweep:
+    """Store a sweep; the driver starts its first trials on the next pass."""
+    template = spec.template
+    jobs.check_fits(template, loop.backend.capacity())
+    code = code or {}
+    digest = code.get("digest")
+    if digest and not blobs.exists(f"code/{digest.removeprefix('sha256:')}.tar.gz"):
+        raise SpecError([{"field": "code_snapshot.digest", "message":
+                          f"no code archive {digest}; upload it first with POST /v1/code-archives"}])
+    if spec.seed is None:  # fixed now, so a rebuilt study draws a grid in the same order
+        spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
+    with store.session() as s:
+        sweep = Sweep(id=sweep_repo.new_sweep_id(spec.name), name=spec.name, team=template.team,
+                      spec=spec.model_dump(mode="json"), code_digest=digest,
+                      code_git_commit=code.get("git_commit"), code_git_dirty=code.get("git_dirty"),
+                      state="RUNNING", reason="starting trials", cancel_requested=False)
+        s.add(sweep)
+        s.flush()
+        stopping = spec.early_stopping
+        sweep_repo.add_sweep_event(s, sweep.id, "submitted", (
+            f"{spec.budget} trials, {spec.parallelism} at a time; sampler {spec.sampler}, early stopping "
+            f"{stopping.type}; {spec.metric.goal} {spec.metric.name}"))
+    loop.nudge()
+    return sweep
+
+
+def cancel(store: Store, loop: ControlLoop, sweep_id: str) -> Sweep:
+    """Ask the driver to stop every trial; it does so on the next pass."""
+    with store.session() as s:
+        sweep = sweep_repo.get_sweep(s, sweep_id)
+        if sweep.state == "RUNNING" and not sweep.cancel_requested:
+            sweep.cancel_requested = True
+            sweep_repo.add_sweep_event(s, sweep.id, "cancel_requested",
+                                       "cancel requested; stopping all trials")
+    loop.nudge()
+    return sweep
+
+
+def trial_spec(sweep: Sweep, spec: SweepSpec, number: int, params: dict[str, Any]) -> JobSpec:
+    template = spec.template
+    return template.model_copy(update={
+        "name": f"{sweep.name[:50]}-t{number}",
+        "hyperparameters": {**template.hyperparameters, **params},
+        "labels": {**template.labels, "sweep": sweep.id, "trial": str(number)},
+    })
+
+
+def describe(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+class SweepDriver:
+    """Steers every running sweep; holds each one's study as a cache of the store."""
+
+    def __init__(self) -> None:
+        self._studies: dict[str, SweepStudy] = {}
+
+    def __call__(self, loop: ControlLoop) -> None:
+        with loop.store.session() as s:
+            sweep_ids = sweep_repo.sweeps_to_drive(s)
+        for sweep_id in sweep_ids:
+            try:
+                with loop.store.session() as s:
+                    stops = self._drive(s, sweep_id)
+            except Exception:  # noqa: BLE001 - retried next pass from a study rebuilt from the store
+                self._studies.pop(sweep_id, None)
+                log.exception("driving sweep %s failed", sweep_id)
+                continue
+            for job_id, reason in stops:  # after commit: a trial is marked stopped before its job is
+                jobs.cancel(loop.store, loop, job_id, reason)
+
+    # -- one sweep, one transaction ---------------------------------------------
+
+    def _drive(self, s: Session, sweep_id: str) -> list[tuple[str, str]]:
+        sweep = sweep_repo.get_sweep(s, sweep_id)
+        spec = SweepSpec.model_validate(sweep.spec)
+        trials = list(sweep_repo.trials_of(s, sweep_id))
+        trial_jobs = sweep_repo.trial_jobs(s, sweep_id)
+        stops = [(t.job_id, f"trial {t.number} of sweep {sweep_id} was {t.state.lower()}") for t in trials
+                 if t.state in ("PRUNED", "CANCELLED") and not trial_jobs[t.job_id].cancel_requested
+                 and not JobState(trial_jobs[t.job_id].state).terminal]
+        if sweep.state != "RUNNING":
+            self._studies.pop(sweep_id, None)
+            return stops
+        study = self._studies.get(sweep_id) or self._rebuild(s, sweep_id, spec, trials)
+        self._studies[sweep_id] = study
+        if sweep.cancel_requested:
+            return stops + self._cancel_all(s, sweep, study, trials, trial_jobs)
+        for trial in trials:
+            if trial.state == "RUNNING":
+                stop = self._follow(s, sweep, spec, study, trial, trial_jobs[trial.job_id])
+                if stop:
+                    stops.append(stop)
+        self._fill(s, sweep, spec, study, trials, trial_jobs)
+        return stops
+
+    def _rebuild(self, s: Session, sweep_id: str, spec: SweepSpec, trials: list[SweepTrial]) -> SweepStudy:
+        records = []
+        for t in trials:
+            rec = TrialRecord(**sweep_repo.trial_record_fields(t))
+            if t.state in ("COMPLETE", "PRUNED"):
+                points = sweep_repo.trial_points(s, t.job_id, spec.metric.name, spec.early_stopping.resource)
+                limit = t.pruned_at if t.pruned_at is not None else float("inf")
+                rec.intermediate = {}
+                for resource, value in points:
+                    if resource <= limit:
+                        rec.intermediate.setdefault(resource, value)
+            records.append(rec)
+        assert spec.seed is not None
+        study = SweepStudy(sweep_id, spec, spec.seed, records)
+        if trials:
+            log.info("sweep %s: study rebuilt from %d stored trials", sweep_id, len(trials))
+        return study
+
+    def _follow(self, s: Session, sweep: Sweep, spec: SweepSpec, study: SweepStudy, trial: SweepTrial,
+                job: Job) -> tuple[str, str] | None:
+        """Report the trial's new points; prune it, or record how its job ended."""
+        points = sweep_repo.trial_points(s, job.id, spec.metric.name, spec.early_stopping.resource)
+        state = JobState(job.state)
+        pruned_at = study.report(trial.number, points) if spec.early_stopping.type != "none" else None
+        if pruned_at is not None and not state.terminal:
+            value = next(v for r, v in points if r == pruned_at)
+            why = (f"pruned by {spec.early_stopping.type} at {spec.early_stopping.resource} {pruned_at}: "
+                   f"{spec.metric.name}={value:.4g}")
+            trial.pruned_at, trial.value = pruned_at, value
+            self._finish(s, sweep, study, trial, "PRUNED", why)
+            return job.id, f"trial {trial.number} of sweep {sweep.id} {why}"
+        if state == JobState.SUCCEEDED:
+            if not points:
+                self._finish(s, sweep, study, trial, "FAILED",
+                             f"the trial's job succeeded but never logged {spec.metric.name}")
+            else:
+                trial.value = points[-1][1]
+                self._finish(s, sweep, study, trial, "COMPLETE",
+                             f"{spec.metric.name}={trial.value:.4g} after {points[-1][0]} "
+                             f"{spec.early_stopping.resource}s")
+        elif state == JobState.FAILED:
+            self._finish(s, sweep, study, trial, "FAILED", f"its job failed: {job.reason}")
+        elif state == JobState.CANCELLED:
+            self._finish(s, sweep, study, trial, "CANCELLED", "its job was cancelled outside the sweep")
+        return None
+
+    def _finish(self, s: Session, sweep: Sweep, study: SweepStudy, trial: SweepTrial, state: str,
+                why: str) -> None:
+        trial.system_attrs = study.tell(trial.number, state, trial.value)
+        trial.state, trial.reason, trial.finished_at = state, why, utcnow()
+        if state != "COMPLETE":
+            trial.value = trial.value if state == "PRUNED" else None
+        sweep_repo.add_sweep_event(s, sweep.id, f"trial_{state.lower()}", f"trial {trial.number}: {why}")
+
+    def _cancel_all(self, s: Session, sweep: Sweep, study: SweepStudy, trials: list[SweepTrial],
+                    trial_jobs: dict[str, Job]) -> list[tuple[str, str]]:
+        stops = []
+        for t in trials:
+            if t.state == "RUNNING":
+                self._finish(s, sweep, study, t, "CANCELLED", "the sweep was cancelled")
+                if not JobState(trial_jobs[t.job_id].state).terminal:
+                    stops.append((t.job_id, f"sweep {sweep.id} was cancelled"))
+        done = sum(t.state == "COMPLETE" for t in trials)
+        sweep_repo.set_sweep_state(s, sweep, "CANCELLED", "cancelled",
+                                   f"cancelled by request after {len(trials)} trials ({done} complete); "
+                                   f"stopping {len(stops)} running trial jobs")
+        self._studies.pop(sweep.id, None)
+        return stops
+
+    # -- new trials and the end ---------------------------------------------------
+
+    def _fill(self, s: Session, sweep: Sweep, spec: SweepSpec, study: SweepStudy, trials: list[SweepTrial],
+              trial_jobs: dict[str, Job]) -> None:
+        live = sum(not JobState(j.state).terminal for j in trial_jobs.values())
+        total = len(trials)
+        while live < spec.parallelism and total < spec.budget:
+            try:
+                number, params = study.ask()
+            except Exception as exc:  # noqa: BLE001 - a sampler that cannot sample ends the sweep
+                sweep_repo.set_sweep_state(s, sweep, "FAILED", "failed",
+                                           f"sampler {spec.sampler} failed to suggest trial {total}: {exc}")
+                self._studies.pop(sweep.id, None)
+                return
+            if number != total:
+                raise RuntimeError(f"study asked trial {number} but the store holds {total}; rebuilding")
+            code = {"digest": sweep.code_digest, "git_commit": sweep.code_git_commit,
+                    "git_dirty": sweep.code_git_dirty}
+            job = repo.create_job(s, trial_spec(sweep, spec, number, params), code)
+            repo.add_event(s, job.id, "sweep_trial",
+                           f"trial {number} of sweep {sweep.id}: {describe(params)}")
+            s.add(SweepTrial(sweep_id=sweep.id, number=number, job_id=job.id, params=params, state="RUNNING",
+                             system_attrs={}, reason="", created_at=utcnow()))
+            sweep_repo.add_sweep_event(s, sweep.id, "trial_started",
+                                       f"trial {number} as job {job.id}: {describe(params)}")
+            live, total = live + 1, total + 1
+        if total >= spec.budget and live == 0 and all(t.state != "RUNNING" for t in trials):
+            self._end(s, sweep, spec, trials)
+
+    def _end(self, s: Session, sweep: Sweep, spec: SweepSpec, trials: list[SweepTrial]) -> None:
+        counts = {st: sum(t.state == st for t in trials) for st in ("COMPLETE", "PRUNED", "FAILED")}
+        summary = (f"{len(trials)} trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+                   f"{counts['FAILED']} failed")
+        complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
+        if not complete:
+            sweep_repo.set_sweep_state(s, sweep, "FAILED", "failed", f"no trial completed; {summary}")
+        else:
+            pick = min if spec.metric.goal == "minimize" else max
+            best = pick(complete, key=lambda t: t.value or 0.0)
+            sweep_repo.set_sweep_state(s, sweep, "SUCCEEDED", "succeeded",
+                                       f"{summary}; best trial {best.number} {spec.metric.name}="
+                                       f"{best.value:.4g} ({describe(best.params)})")
+        self._studies.pop(sweep.id, None)
