@@ -180,6 +180,134 @@ class Client:
     def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
         return self.request("POST", f"/v1/sweeps/{sweep_id}/cancel")
 
+    # -- runs (tracking) ------------------------------------------------------
+    # Every job is a run (same id); create_run() makes one for any process.
+
+    def _fetch(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Like request(), but the response itself: for binary bodies and large JSON."""
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TransportError:
+            return self.request(method, path, **kwargs)  # raises ServerUnavailable the usual way
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json()
+            except ValueError:
+                detail = resp.text
+            raise (StaleAttempt if resp.status_code == 409 else TrainyardError)(resp.status_code, detail)
+        return resp
+
+    def create_run(
+        self, name: str = "run", project: str = "default", experiment: str | None = None,
+        params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        body = {"name": name, "project": project, "experiment": experiment,
+                "params": params or {}, "tags": tags or {}}
+        return self.request("POST", "/v1/runs", json=body)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """{id, name, project, experiment, source, state, params, tags, metrics (latest), ...}."""
+        return self.request("GET", f"/v1/runs/{run_id}")
+
+    def search_runs(
+        self, filter: str | None = None, project: str | None = None, experiment: str | None = None,
+        order_by: list[str] | None = None, limit: int = 100, page_token: str | None = None,
+    ) -> dict[str, Any]:
+        """One page: {items, next_page_token}. `filter` like "val_acc > 0.95 and params.lr < 0.01"."""
+        params: dict[str, Any] = {"limit": limit, "order_by": order_by or []}
+        for name, value in (("filter", filter), ("project", project), ("experiment", experiment),
+                            ("page_token", page_token)):
+            if value:
+                params[name] = value
+        return self.request("GET", "/v1/runs", params=params)
+
+    def iter_runs(self, **query: Any) -> Iterator[dict[str, Any]]:
+        """Every run that search_runs(**query) matches, page after page."""
+        token = None
+        while True:
+            page = self.search_runs(**query, page_token=token)
+            yield from page["items"]
+            token = page["next_page_token"]
+            if not token:
+                return
+
+    def end_run(self, run_id: str, state: str = "SUCCEEDED", reason: str | None = None) -> dict[str, Any]:
+        return self.request("PATCH", f"/v1/runs/{run_id}", json={"state": state, "reason": reason})
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/v1/runs/{run_id}/params", json={"params": params})
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> dict[str, Any]:
+        return self.request("POST", f"/v1/runs/{run_id}/tags", json={"tags": tags})
+
+    def log_metrics(self, run_id: str, points: list[dict[str, Any]], encoding: str = "msgpack") -> int:
+        """Append points [{key, step, timestamp, value}]; MessagePack by default (cheaper both ends)."""
+        if encoding == "json":
+            return self.request("POST", f"/v1/runs/{run_id}/metrics", json={"points": points})["accepted"]
+        import msgpack
+
+        body = msgpack.packb({"points": points}, use_bin_type=True)
+        headers = {"content-type": "application/msgpack"}
+        return self.request("POST", f"/v1/runs/{run_id}/metrics", content=body, headers=headers)["accepted"]
+
+    def metric_columns(self, run_id: str, key: str, max_points: int | None = None) -> dict[str, Any]:
+        """A metric's history as parallel arrays {step, timestamp, value, total, sampled}; with
+        `max_points`, down-sampled to buckets that also carry min, max and count."""
+        import orjson
+
+        params: dict[str, Any] = {"format": "columns"}
+        if max_points:
+            params["max_points"] = max_points
+        return orjson.loads(self._fetch("GET", f"/v1/runs/{run_id}/metrics/{key}", params=params).content)
+
+    def metric_history(self, run_id: str, key: str, max_points: int | None = None) -> list[dict[str, Any]]:
+        """A metric's history as points [{step, timestamp, value}] in step order (NaN is None)."""
+        cols = self.metric_columns(run_id, key, max_points)
+        names = [n for n in ("step", "timestamp", "value", "min", "max", "count") if n in cols]
+        return [dict(zip(names, row, strict=True)) for row in zip(*(cols[n] for n in names), strict=True)]
+
+    def compare_runs(self, run_ids: list[str]) -> dict[str, Any]:
+        """{runs, params: {key: [value per run]}, metrics: {key: [latest value per run]}}."""
+        return self.request("GET", "/v1/runs/compare", params={"ids": run_ids})
+
+    def experiments(self, project: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/experiments", params={"project": project} if project else {})["items"]
+
+    def upload_artifact(
+        self, run_id: str, path: str, source: str | os.PathLike[str] | bytes
+    ) -> dict[str, Any]:
+        """Store a file (streamed from disk) or bytes as artifact `path` of the run."""
+        if isinstance(source, bytes):
+            content: Any = source
+        else:
+            def chunks(file: str | os.PathLike[str] = source) -> Iterator[bytes]:
+                with open(file, "rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        yield chunk
+            content = chunks()
+        headers = {"content-type": "application/octet-stream"}
+        return self.request("PUT", f"/v1/runs/{run_id}/artifacts/{path}", content=content, headers=headers)
+
+    def artifacts(self, run_id: str, prefix: str = "") -> list[dict[str, Any]]:
+        return self.request("GET", f"/v1/runs/{run_id}/artifacts", params={"prefix": prefix})["items"]
+
+    def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> int:
+        """Stream artifact `path` into the file `dest`; returns the bytes written."""
+        written = 0
+        with self._http.stream("GET", f"/v1/runs/{run_id}/artifacts/{path}") as resp:
+            if resp.status_code >= 400:
+                resp.read()
+                try:
+                    detail = resp.json()
+                except ValueError:
+                    detail = resp.text
+                raise TrainyardError(resp.status_code, detail)
+            with open(dest, "wb") as fh:
+                for chunk in resp.iter_bytes():
+                    fh.write(chunk)
+                    written += len(chunk)
+        return written
+
     # -- worker side ----------------------------------------------------------
 
     def attempt(self, job_id: str, attempt: int) -> AttemptClient:

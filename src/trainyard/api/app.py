@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from trainyard.api import errors
 from trainyard.api.platform import Platform
-from trainyard.api.routers import attempts, code, jobs, sweeps
+from trainyard.api.routers import attempts, code, jobs, runs, sweeps
 from trainyard.config import ServerConfig
 
 
@@ -37,6 +37,7 @@ def create_app(config: ServerConfig | None = None, run_loop: bool = True) -> Fas
     app.include_router(jobs.router)
     app.include_router(attempts.router)
     app.include_router(code.router)
+    app.include_router(runs.router)
     app.include_router(sweeps.router)
 
     @app.get("/healthz", tags=["server"])

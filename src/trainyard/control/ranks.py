@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -21,11 +22,14 @@ def heartbeat(s: Session, job_id: str, attempt: int, rank: int, host: str, pid: 
     return {"stop": False, "reason": None}
 
 
-def metrics(s: Session, job_id: str, attempt: int, points: list[dict[str, Any]]) -> int:
+def metrics(s: Session, job_id: str, attempt: int, rows: Sequence[repo.MetricRow]) -> int:
+    """Write a rank's points, (job_id, key, step, timestamp, value) rows; `system/` keys
+    (sampled by the runtime) do not move the job's progress."""
     job, _ = repo.fenced_attempt(s, job_id, attempt)
-    if points:
-        job.step = max(job.step or 0, max(p["step"] for p in points))
-    return repo.insert_metrics(s, job_id, points)
+    steps = [r[2] for r in rows if not r[1].startswith("system/")]
+    if steps:
+        job.step = max(job.step or 0, max(steps))
+    return repo.insert_metric_rows(s, rows)
 
 
 def commit_checkpoint(s: Session, job_id: str, attempt: int, step: int, uri: str, nbytes: int,

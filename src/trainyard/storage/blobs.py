@@ -1,40 +1,111 @@
-"""A content-addressed blob store over fsspec: a local directory by default, s3:// by URL."""
+"""A blob store over fsspec: a local directory by default, s3:// (or any fsspec URL) by URL.
+
+Keys are relative paths checked before use (`validate_key`): never absolute, never `..`,
+so no key can escape the store's root. Writes go to a temporary name and are moved into
+place when complete, so a reader never sees half a blob; streams are hashed as they pass.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import posixpath
+import secrets
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import fsspec
+
+CHUNK = 1 << 20
 
 
 def validate_key(key: str) -> str:
     """Refuse keys that could escape the store's root."""
     parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"invalid blob key {key!r}: use a relative path without '..'")
+    if (not key or key.startswith("/") or "\\" in key or "\x00" in key
+            or any(p in ("", ".", "..") for p in parts)):
+        raise ValueError(f"invalid blob key {key!r}: use a relative path without '..', '.' or empty parts")
     return key
 
 
+class BlobWriter:
+    """One blob being written: `write()` chunks, then `commit()` moves it into place (or `abort()`)."""
+
+    def __init__(self, store: BlobStore, key: str):
+        self.store = store
+        self.key = key
+        self.final = store.path(key)
+        self.tmp = f"{self.final}.tmp-{secrets.token_hex(4)}"
+        self.bytes = 0
+        self._hash = hashlib.sha256()
+        store.fs.makedirs(posixpath.dirname(self.final), exist_ok=True)
+        self._file = store.fs.open(self.tmp, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._hash.update(chunk)
+        self.bytes += len(chunk)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def commit(self) -> str:
+        """Close and move into place; returns the blob's URI."""
+        self._file.close()
+        self.store.fs.mv(self.tmp, self.final)
+        return self.store.uri(self.key)
+
+    def abort(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            if self.store.fs.exists(self.tmp):
+                self.store.fs.rm(self.tmp)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
 class BlobStore:
-    def __init__(self, root: str):
-        self.fs, self.root = fsspec.core.url_to_fs(str(root))
+    def __init__(self, root: str, **storage_options: Any):
+        """`root` is a directory or an fsspec URL (s3://bucket/prefix); options go to the filesystem
+        (for S3: endpoint_url, key, secret, ...; credentials otherwise come from the environment)."""
+        self.fs, self.root = fsspec.core.url_to_fs(str(root), **storage_options)
         self.fs.makedirs(self.root, exist_ok=True)
 
     def path(self, key: str) -> str:
         return posixpath.join(self.root, validate_key(key))
 
+    def uri(self, key: str) -> str:
+        """Where the blob lives, as a URL another process can open with fsspec."""
+        return str(self.fs.unstrip_protocol(self.path(key)))
+
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self.path(key)))
 
+    def size(self, key: str) -> int:
+        return int(self.fs.size(self.path(key)))
+
     def put(self, key: str, data: bytes) -> None:
         """Write atomically: a reader never sees half a blob."""
-        final = self.path(key)
-        self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
-        tmp = f"{final}.tmp-{hashlib.sha1(data).hexdigest()[:8]}"
-        with self.fs.open(tmp, "wb") as f:
-            f.write(data)
-        self.fs.mv(tmp, final)
+        with self.writer(key) as w:
+            w.write(data)
+
+    def writer(self, key: str) -> BlobWriter:
+        return BlobWriter(self, key)
+
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> tuple[int, str]:
+        """Write a stream without holding it in memory; returns (bytes, sha256 hex)."""
+        with self.writer(key) as w:
+            for chunk in chunks:
+                w.write(chunk)
+        return w.bytes, w.sha256
 
     def put_content_addressed(self, prefix: str, data: bytes, suffix: str = "") -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -46,3 +117,13 @@ class BlobStore:
     def get(self, key: str) -> bytes:
         with self.fs.open(self.path(key), "rb") as f:
             return f.read()
+
+    def iter_chunks(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        with self.fs.open(self.path(key), "rb") as f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path)

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainyard.spec import JobSpec, JobState
-from trainyard.store.tables import Attempt, Checkpoint, Event, Job, Metric, Worker, utcnow
+from trainyard.store.tables import Attempt, Checkpoint, Event, Job, Worker, utcnow
+from trainyard.store.tracking_tables import LatestMetric
 
 ACTIVE_STATES = (JobState.STARTING, JobState.RUNNING, JobState.RESTARTING)
 
@@ -131,35 +132,75 @@ def record_heartbeat(
         job.step = max(job.step or 0, step)
 
 
-def insert_metrics(s: Session, job_id: str, points: list[dict[str, Any]]) -> int:
-    if not points:
+# Metric points go through the driver in bulk (one executemany per batch, no ORM objects):
+# this is the ingestion hot path. `latest_metrics` is refreshed once per key per batch.
+_UPSERT_POINT = (
+    'INSERT INTO metrics (job_id, "key", step, timestamp, value) VALUES ({m}, {m}, {m}, {m}, {m}) '
+    'ON CONFLICT (job_id, "key", step, timestamp) DO UPDATE SET value = excluded.value'
+)
+_REFRESH_LATEST = (
+    'INSERT INTO latest_metrics (run_id, "key", step, timestamp, value) '
+    'SELECT job_id, "key", step, timestamp, value FROM metrics WHERE job_id = {m} AND "key" = {m} '
+    "ORDER BY step DESC, timestamp DESC LIMIT 1 "
+    'ON CONFLICT (run_id, "key") DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, '
+    "value = excluded.value"
+)
+_HISTORY = (
+    'SELECT step, timestamp, value FROM metrics WHERE job_id = {m} AND "key" = {m} '
+    "ORDER BY step, timestamp"
+)
+
+
+def driver_sql(s: Session, template: str) -> str:
+    """`template` with the DB driver's placeholder (`?` for SQLite, `%s` for psycopg)."""
+    return template.format(m="?" if s.get_bind().dialect.paramstyle == "qmark" else "%s")
+
+
+MetricRow = tuple[str, str, int, float, float | None]  # (run_id, key, step, timestamp, value)
+
+
+def insert_metric_rows(s: Session, rows: Sequence[MetricRow]) -> int:
+    """Write points given as (run_id, key, step, timestamp, value) tuples, already validated."""
+    if not rows:
         return 0
-    rows = [{"job_id": job_id, "key": p["key"], "step": p["step"], "timestamp": p["timestamp"],
-             "value": p["value"]} for p in points]
-    s.execute(insert(Metric), rows)
+    conn = s.connection()
+    conn.exec_driver_sql(driver_sql(s, _UPSERT_POINT), list(rows))
+    series = {(r[0], r[1]) for r in rows}
+    conn.exec_driver_sql(driver_sql(s, _REFRESH_LATEST), list(series))
     return len(rows)
 
 
+def insert_metrics(s: Session, job_id: str, points: list[dict[str, Any]]) -> int:
+    return insert_metric_rows(
+        s, [(job_id, p["key"], p["step"], p["timestamp"], p["value"]) for p in points]
+    )
+
 
 def last_metrics(s: Session, job_id: str) -> dict[str, dict[str, Any]]:
-    """The last value of each key: the point with the highest step (latest id on ties)."""
-    newest = (
-        select(Metric.key, func.max(Metric.id).label("id"))
-        .where(Metric.job_id == job_id)
-        .group_by(Metric.key)
-        .subquery()
-    )
-    rows = s.execute(select(Metric).join(newest, Metric.id == newest.c.id)).scalars().all()
-    return {m.key: {"value": m.value, "step": m.step, "timestamp": m.timestamp} for m in rows}
+    """The last value of each key: the point with the highest step (latest timestamp on ties).
+    A NaN value reads back as None (JSON has no NaN)."""
+    rows = s.execute(
+        select(LatestMetric.key, LatestMetric.step, LatestMetric.timestamp, LatestMetric.value)
+        .where(LatestMetric.run_id == job_id)
+        .order_by(LatestMetric.key)
+    ).all()
+    return {r[0]: {"value": r[3], "step": r[1], "timestamp": r[2]} for r in rows}
+
+
+def metric_rows(s: Session, job_id: str, key: str) -> list[tuple[int, float, float | None]]:
+    """A key's whole history as (step, timestamp, value) tuples in step order, straight from the
+    driver: one range scan of the metrics primary key, no ORM rows."""
+    cur = s.connection().connection.cursor()
+    try:
+        cur.execute(driver_sql(s, _HISTORY), (job_id, key))
+        return cur.fetchall()
+    finally:
+        cur.close()
 
 
 def metric_history(s: Session, job_id: str, key: str) -> list[dict[str, Any]]:
-    rows = s.execute(
-        select(Metric.step, Metric.timestamp, Metric.value)
-        .where(Metric.job_id == job_id, Metric.key == key)
-        .order_by(Metric.step, Metric.id)
-    ).all()
-    return [{"step": r[0], "timestamp": r[1], "value": r[2]} for r in rows]
+    """History as dicts; NaN values (stored as NULL) read back as None."""
+    return [{"step": r[0], "timestamp": r[1], "value": r[2]} for r in metric_rows(s, job_id, key)]
 
 
 def committed_checkpoints(s: Session, job_id: str) -> Sequence[Checkpoint]:

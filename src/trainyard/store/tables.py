@@ -99,16 +99,18 @@ class Checkpoint(Base):
 
 
 class Metric(Base):
+    """One point of a run's series (job_id is the run id). Clustered on its key so a history is
+    one range scan (migration 0002_tracking); the same (key, step, timestamp) again keeps the last value."""
+
     __tablename__ = "metrics"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(String(80))
-    key: Mapped[str] = mapped_column(String(250))
-    step: Mapped[int] = mapped_column(Integer)
-    timestamp: Mapped[float] = mapped_column(Float)
-    value: Mapped[float] = mapped_column(Float)
+    job_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    timestamp: Mapped[float] = mapped_column(Float, primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL is NaN: SQLite cannot store NaN
 
-    __table_args__ = (Index("ix_metrics_job_key_step", "job_id", "key", "step"),)
+    __table_args__ = {"sqlite_with_rowid": False}
 
 
 class Event(Base):
@@ -119,3 +121,6 @@ class Event(Base):
     time: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(Text)
+
+
+from trainyard.store import tracking_tables  # noqa: E402,F401 - runs and their records join Base.metadata

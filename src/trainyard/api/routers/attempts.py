@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import CommitRequest, CorruptReport, EventRequest, HeartbeatRequest, MetricBatch
 from trainyard.control import ranks
+from trainyard.tracking import ingest
 
 router = APIRouter(prefix="/v1/training-jobs/{job_id}/attempts/{attempt}", tags=["ranks"])
 
@@ -18,12 +21,23 @@ def heartbeat(job_id: str, attempt: int, body: HeartbeatRequest,
         return ranks.heartbeat(s, job_id, attempt, body.rank, body.host, body.pid, body.step)
 
 
-@router.post("/metrics")
-def metrics(job_id: str, attempt: int, body: MetricBatch,
-            platform: Platform = Depends(get_platform)) -> dict:
+def _write_metrics(platform: Platform, job_id: str, attempt: int, rows: list[ingest.Row]) -> int:
     with platform.store.session() as s:
-        n = ranks.metrics(s, job_id, attempt, [p.model_dump() for p in body.points])
-    return {"accepted": n}
+        return ranks.metrics(s, job_id, attempt, rows)
+
+
+@router.post("/metrics", openapi_extra={"requestBody": {"required": True, "content": {
+    ingest.JSON: {"schema": MetricBatch.model_json_schema()},
+    ingest.MSGPACK: {"schema": {"type": "string", "format": "binary"}}}}})
+async def metrics(job_id: str, attempt: int, request: Request) -> Response:
+    """A rank's metric batch (JSON or MessagePack), bulk-written like POST /v1/runs/{id}/metrics."""
+    try:
+        doc = ingest.decode(await request.body(), request.headers.get("content-type"))
+    except ingest.UnsupportedEncoding as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=415)
+    rows = ingest.rows(doc, job_id)
+    n = await run_in_threadpool(_write_metrics, request.app.state.platform, job_id, attempt, rows)
+    return Response(b'{"accepted":%d}' % n, media_type="application/json")
 
 
 @router.post("/checkpoints", status_code=201)

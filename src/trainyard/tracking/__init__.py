@@ -1,0 +1,1 @@
+"""Tracking: runs, metric ingestion and queries, search, artifacts."""

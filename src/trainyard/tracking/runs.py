@@ -1,0 +1,191 @@
+"""Runs: the tracking record of a job (same id) or of any process that asked for one.
+
+A job's run is made from the job on first sight (`ensure_job_runs`): its name,
+project and experiment, its hyperparameters as params and its labels as tags;
+its state is always the job's. A client run (POST /v1/runs, `trainyard.init()`
+pointed at a server) has its own state, changed by its owner, with an event each time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from trainyard.spec import JobState, SpecError
+from trainyard.store.repo import NotFound
+from trainyard.store.tables import Job, utcnow
+from trainyard.store.tracking_tables import Run, RunEvent, RunParam, RunTag
+
+CLIENT_END_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+MAX_KEY = 250
+MAX_VALUE = 6000
+
+
+class RunError(SpecError):
+    """A request about a run that cannot be done as asked (a 422 naming `field` and the fix)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__([{"field": field, "message": message}])
+
+
+def new_run_id(name: str) -> str:
+    return f"{name[:40]}-{secrets.token_hex(3)}"
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested hyperparameters as dotted keys: {"opt": {"lr": 0.1}} -> {"opt.lr": 0.1}."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def param_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def param_number(value: Any) -> float | None:
+    """The number a param reads as, for < and > in search; None for text, bools and NaN."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        try:
+            number = float(str(value))
+        except ValueError:
+            return None
+    return number if math.isfinite(number) else None
+
+
+def _check_keys(field: str, items: Mapping[str, Any]) -> None:
+    for key, value in items.items():
+        if not key or len(key) > MAX_KEY:
+            raise RunError(f"{field}.{key}", f"a key is 1 to {MAX_KEY} characters")
+        if len(param_text(value)) > MAX_VALUE:
+            raise RunError(f"{field}.{key}", f"a value is at most {MAX_VALUE} characters")
+
+
+def create_run(
+    s: Session,
+    name: str,
+    project: str = "default",
+    experiment: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Run:
+    flat = flatten(params or {})
+    _check_keys("params", flat)
+    _check_keys("tags", tags or {})
+    run = Run(id=new_run_id(name), name=name, project=project, experiment=experiment, source="client",
+              state=JobState.RUNNING, created_at=utcnow())
+    s.add(run)
+    s.flush()
+    _write_params(s, run.id, flat)
+    set_tags(s, run, tags or {})
+    where = f"project {project}" + (f", experiment {experiment}" if experiment else "")
+    s.add(RunEvent(run_id=run.id, kind="created", reason=f"run created by a client in {where}"))
+    return run
+
+
+def _write_params(s: Session, run_id: str, flat: Mapping[str, Any]) -> None:
+    s.add_all(RunParam(run_id=run_id, key=k, value=param_text(v), number=param_number(v))
+              for k, v in flat.items())
+
+
+def _run_from_job(job: Job) -> tuple[Run, dict[str, Any], dict[str, str]]:
+    run = Run(id=job.id, name=job.name, project=job.project, experiment=job.experiment,
+              source="job", state=None, created_at=job.created_at)
+    tags = {"team": job.team, **(job.spec.get("labels") or {})}
+    return run, flatten(job.spec.get("hyperparameters") or {}), tags
+
+
+def ensure_job_runs(s: Session, job_ids: Iterable[str] | None = None) -> int:
+    """Make the run of every job (or of `job_ids`) that has none yet; returns how many were made."""
+    stmt = select(Job).outerjoin(Run, Run.id == Job.id).where(Run.id.is_(None))
+    if job_ids is not None:
+        stmt = stmt.where(Job.id.in_(list(job_ids)))
+    made = 0
+    for job in s.scalars(stmt).all():
+        run, params, tags = _run_from_job(job)
+        s.add(run)
+        s.flush()
+        _write_params(s, run.id, {k: v for k, v in params.items() if len(k) <= MAX_KEY})
+        s.add_all(RunTag(run_id=run.id, key=k, value=str(v)) for k, v in tags.items())
+        made += 1
+    return made
+
+
+def get_run(s: Session, run_id: str) -> Run:
+    run = s.get(Run, run_id)
+    if run is None and ensure_job_runs(s, [run_id]):
+        run = s.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id!r}; list runs with `yard runs list`")
+    return run
+
+
+def run_exists(s: Session, run_id: str) -> bool:
+    """Cheap check for the ingestion path: a run row, or a job whose run is not made yet."""
+    return (s.scalar(select(Run.id).where(Run.id == run_id)) is not None
+            or s.scalar(select(Job.id).where(Job.id == run_id)) is not None)
+
+
+def run_state(s: Session, run: Run) -> str:
+    if run.source == "job":
+        return str(s.scalar(select(Job.state).where(Job.id == run.id)))
+    return str(run.state)
+
+
+def end_run(s: Session, run: Run, state: str, reason: str | None = None) -> None:
+    """Close a client run as SUCCEEDED, FAILED or CANCELLED (a job's run follows its job)."""
+    if run.source == "job":
+        raise RunError("state", f"run {run.id} is job {run.id}'s run and follows its state; "
+                                f"stop the job with `yard cancel {run.id}`")
+    if state not in CLIENT_END_STATES:
+        raise RunError("state", f"{state!r} is not an end state; use one of "
+                                f"{', '.join(s.value for s in CLIENT_END_STATES)}")
+    if run.state == state:
+        return
+    if run.state != JobState.RUNNING:
+        raise RunError("state", f"run {run.id} already ended as {run.state}")
+    run.state, run.ended_at = state, utcnow()
+    s.add(RunEvent(run_id=run.id, kind=state.lower(), reason=reason or f"run ended as {state} by its client"))
+
+
+def log_params(s: Session, run: Run, params: Mapping[str, Any]) -> None:
+    """Add params. A param is fixed once logged: the same value again is fine, a new one is refused."""
+    flat = flatten(params)
+    _check_keys("params", flat)
+    have = {p.key: p for p in s.scalars(select(RunParam).where(RunParam.run_id == run.id,
+                                                                RunParam.key.in_(list(flat))))}
+    for key, value in flat.items():
+        old = have.get(key)
+        if old is not None and old.value != param_text(value):
+            raise RunError(f"params.{key}", f"already logged as {old.value} for run {run.id}; "
+                                            "params are fixed once logged (use a tag or a metric)")
+    _write_params(s, run.id, {k: v for k, v in flat.items() if k not in have})
+
+
+def set_tags(s: Session, run: Run, tags: Mapping[str, Any]) -> None:
+    _check_keys("tags", tags)
+    for key, value in tags.items():
+        s.merge(RunTag(run_id=run.id, key=key, value=str(value)))
+
+
+def delete_tag(s: Session, run: Run, key: str) -> None:
+    s.execute(delete(RunTag).where(RunTag.run_id == run.id, RunTag.key == key))
+
+
+def events_of(s: Session, run_id: str) -> list[RunEvent]:
+    return list(s.scalars(select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.id)))
