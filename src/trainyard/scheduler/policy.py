@@ -225,7 +225,7 @@ class _Cycle:
             p = index.find(job, gid, exclude)
             if p is not None:
                 return p, False
-        if blocked and job.preemptible:
+        if blocked and job.preemptible and self.c.preemption:  # the head must be able to evict it
             for gid in groups:
                 p = index.find(job, gid)
                 if p is not None:

@@ -83,6 +83,7 @@ def request_for(job: TraceJob, allow_spot: bool) -> GangRequest:
 class Replay:
     def __init__(self, jobs: list[TraceJob], shape: ClusterShape, config: PolicyConfig,
                  teams: list[Team], options: SimOptions = SimOptions()) -> None:
+        jobs = sorted(jobs, key=lambda j: j.submit_time)
         self.shape = shape
         self.options = options
         self.policy = Policy(replace(config, explain=False))
