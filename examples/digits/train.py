@@ -22,7 +22,8 @@ from torch.utils.data.distributed import DistributedSampler
 
 import trainyard
 
-HPARAMS = {"lr": 0.003, "hidden": 128, "epochs": 30, "batch_size": 32, "seed": 0, "step_sleep_s": 0.0}
+HPARAMS = {"lr": 0.003, "hidden": 128, "epochs": 30, "batch_size": 32, "seed": 0, "step_sleep_s": 0.0,
+           "dropout": 0.0, "optimizer": "adam"}
 CHECKPOINT = {
     "every_steps": 25,
     "keep_last": 3,
@@ -41,14 +42,28 @@ def load_data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
     return as_x(x_train), as_y(y_train), as_x(x_val), as_y(y_val)
 
 
-def make_model(hidden: int) -> nn.Module:
+def make_model(hidden: int, dropout: float = 0.0) -> nn.Module:
+    if dropout <= 0:
+        return nn.Sequential(
+            nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10)
+        )
     return nn.Sequential(
-        nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10)
+        nn.Linear(64, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 10),
     )
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:  # noqa: ANN001
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    if name != "adam":
+        raise SystemExit(f"optimizer must be sgd or adam, not {name!r}")
+    return torch.optim.Adam(params, lr=lr)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    model.eval()  # dropout off; training steps switch it back with model.train()
     logits = model(x)
     return {
         "val_loss": F.cross_entropy(logits, y).item(),
@@ -65,9 +80,9 @@ def main() -> int:
     x_train, y_train, x_val, y_val = load_data()
     x_train, y_train = x_train.to(ctx.device), y_train.to(ctx.device)
     x_val, y_val = x_val.to(ctx.device), y_val.to(ctx.device)
-    net = make_model(int(hp["hidden"])).to(ctx.device)
+    net = make_model(int(hp["hidden"]), float(hp["dropout"])).to(ctx.device)
     model = DistributedDataParallel(net) if ctx.world_size > 1 else net
-    optim = torch.optim.Adam(model.parameters(), lr=float(hp["lr"]))
+    optim = make_optimizer(str(hp["optimizer"]), model.parameters(), float(hp["lr"]))
     sampler = DistributedSampler(
         range(len(x_train)), num_replicas=ctx.world_size, rank=ctx.rank, seed=int(hp["seed"])
     )

@@ -61,7 +61,7 @@ def cancel(store: Store, loop: ControlLoop, job_id: str, reason: str | None = No
             repo.set_state(s, job, JobState.CANCELLED, "cancelled",
                            f"{reason} while queued" if reason else "cancelled by request while queued")
         else:
-            repo.add_event(s, job.id, "cancel_requested",
-                           f"{reason}; stopping the gang" if reason else "cancel requested; stopping the gang")
+            why = reason or "cancel requested"
+            repo.add_event(s, job.id, "cancel_requested", f"{why}; stopping the gang")
     loop.nudge()
     return job

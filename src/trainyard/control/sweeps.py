@@ -32,7 +32,10 @@ def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: SweepSpec,
            code: dict[str, Any] | None) -> Sweep:
     """Store a sweep; the driver starts its first trials on the next pass."""
     template = spec.template
-    jobs.check_fits(template, loop.backend.capacity())
+    try:
+        jobs.check_fits(template, loop.backend.capacity())
+    except SpecError as exc:  # the fields are the trial template's
+        raise SpecError([{**e, "field": f"job.{e['field']}"} for e in exc.errors]) from None
     code = code or {}
     digest = code.get("digest")
     if digest and not blobs.exists(f"code/{digest.removeprefix('sha256:')}.tar.gz"):

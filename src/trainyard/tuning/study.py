@@ -93,16 +93,22 @@ class SweepStudy:
         return trial.number, dict(trial.params)
 
     def report(self, number: int, points: Iterable[tuple[int, float]]) -> int | None:
-        """Report new (resource, value) points in order; the resource at which to prune, if any."""
+        """Report new (resource, value) points in order; the resource at which to prune, if any.
+
+        The pruner is asked once, at the newest point, as a training loop that
+        reports sparsely would ask it: points seen late are not pruned in the past.
+        """
         trial = self._live[number]
         reported = self._reported[number]
+        newest = None
         for resource, value in points:
             if resource in reported:
                 continue
             reported.add(resource)
             trial.report(value, resource)
-            if trial.should_prune():  # asked after each point, so rung values are the same on replay
-                return resource
+            newest = resource
+        if newest is not None and trial.should_prune():
+            return newest
         return None
 
     def tell(self, number: int, state: str, value: float | None = None) -> dict[str, Any]:
