@@ -1,0 +1,177 @@
+"""Sweep machinery on Branin and Hartmann-6: trivial trial jobs, no training.
+
+1. Quality: for each function, TPE and random sweeps of `--trials` trials over
+   `--seeds` seeds (all run as platform jobs, the sweeps side by side); one JSON
+   line per function and sampler with the median over seeds of the best value
+   found. Random is the baseline TPE is compared to.
+2. Overhead per trial, on an otherwise idle server: trial submitted (its job
+   created) → its first logged step, split at the launch. Baseline, same run:
+   the same script run standalone (interpreter, imports, init, first log).
+   Target: ≤ 2 s.
+
+    python benchmarks/sweep_synthetic.py [--trials 50] [--seeds 5] [--overhead-trials 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+YARD = [sys.executable, "-m", "trainyard.cli.main"]
+TRIALS_DIR = REPO / "benchmarks/sweep_trials"
+OPTIMA = {"branin": 0.397887, "hartmann6": -3.32237}
+SPACES = {
+    "branin": {"x1": {"type": "float", "low": -5.0, "high": 10.0},
+               "x2": {"type": "float", "low": 0.0, "high": 15.0}},
+    "hartmann6": {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(1, 7)},
+}
+TARGET_OVERHEAD_S = 2.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait(pred, timeout: float, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := pred():
+            return value
+        time.sleep(interval)
+    raise TimeoutError
+
+
+def ts(value: str) -> float:
+    t = datetime.fromisoformat(value)
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+
+
+def start_sweep(env: dict, tmp: Path, name: str, function: str, sampler: str, seed: int, trials: int,
+                parallelism: int) -> str:
+    template = yaml.safe_load((TRIALS_DIR / "job.yaml").read_text())
+    template["hyperparameters"] = {"function": function}
+    template["code"] = str(TRIALS_DIR)
+    spec = {"name": name, "job": template, "metric": {"name": "value", "goal": "minimize"},
+            "search": SPACES[function], "sampler": sampler, "max_trials": trials,
+            "parallelism": parallelism, "seed": seed}
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return subprocess.run([*YARD, "sweep", str(path), "-q"], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def finished(http: httpx.Client, sweep_ids: list[str]) -> dict[str, dict]:
+    out = {}
+    for sid in sweep_ids:
+        w = http.get(f"/v1/sweeps/{sid}").json()
+        if w["state"] == "RUNNING":
+            return {}
+        out[sid] = w
+    return out
+
+
+def quality(http: httpx.Client, env: dict, tmp: Path, args: argparse.Namespace) -> None:
+    for function in ("branin", "hartmann6"):
+        started = time.monotonic()
+        ids = {(sampler, seed): start_sweep(env, tmp, f"{function}-{sampler}-{seed}", function, sampler, seed,
+                                            args.trials, 2)
+               for sampler in ("random", "tpe") for seed in range(args.seeds)}
+        pending = list(ids.values())
+        sweeps = wait(lambda: finished(http, pending), 3600, 2.0)  # noqa: B023 - pending is this pass's
+        wall = time.monotonic() - started
+        best = {}
+        for sampler in ("random", "tpe"):
+            values = [sweeps[ids[(sampler, seed)]]["best"]["value"] for seed in range(args.seeds)]
+            best[sampler] = statistics.median(values)
+            print(json.dumps({"benchmark": "sweep_synthetic", "function": function, "sampler": sampler,
+                              "trials": args.trials, "seeds": args.seeds,
+                              "median_best": round(best[sampler], 5),
+                              "best_per_seed": [round(v, 5) for v in values],
+                              "optimum": OPTIMA[function], "wall_s": round(wall, 1)}), flush=True)
+        print(json.dumps({"benchmark": "sweep_synthetic", "function": function, "measure": "tpe_vs_random",
+                          "tpe_regret": round(best["tpe"] - OPTIMA[function], 5),
+                          "random_regret": round(best["random"] - OPTIMA[function], 5),
+                          "tpe_better": best["tpe"] < best["random"]}), flush=True)
+
+
+def overhead(http: httpx.Client, env: dict, tmp: Path, n: int) -> None:
+    sid = start_sweep(env, tmp, "overhead", "branin", "random", 0, n, 1)
+    wait(lambda: finished(http, [sid]), 600, 1.0)
+    to_launch, to_step, total = [], [], []
+    for t in http.get(f"/v1/sweeps/{sid}/trials").json()["items"]:
+        job = http.get(f"/v1/training-jobs/{t['job_id']}").json()
+        events = http.get(f"/v1/training-jobs/{t['job_id']}/events").json()["items"]
+        launched = min(ts(e["time"]) for e in events if e["kind"] == "launched")
+        points = http.get(f"/v1/training-jobs/{t['job_id']}/metrics/value").json()["points"]
+        first = min(p["timestamp"] for p in points)
+        created = ts(job["created_at"])
+        to_launch.append(launched - created)
+        to_step.append(first - launched)
+        total.append(first - created)
+    baseline = []
+    for _ in range(3):
+        t0 = time.time()
+        subprocess.run([sys.executable, "objective.py"], cwd=TRIALS_DIR, check=True, capture_output=True,
+                       env={**os.environ, "TRAINYARD_RUN_DIR": str(tmp / "standalone"),
+                            "TRAINYARD_HPARAMS": json.dumps({"function": "branin", "x1": 0, "x2": 0})})
+        baseline.append(time.time() - t0)
+    med = statistics.median(total)
+    print(json.dumps({"benchmark": "sweep_synthetic", "measure": "overhead_per_trial_s", "trials": n,
+                      "submit_to_first_step_median": round(med, 3),
+                      "submit_to_first_step_max": round(max(total), 3),
+                      "submit_to_launch_median": round(statistics.median(to_launch), 3),
+                      "launch_to_first_step_median": round(statistics.median(to_step), 3),
+                      "baseline_standalone_run_median": round(statistics.median(baseline), 3),
+                      "target_s": TARGET_OVERHEAD_S, "met": med <= TARGET_OVERHEAD_S}), flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--overhead-trials", type=int, default=10)
+    ap.add_argument("--skip-quality", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        port = free_port()
+        env = {**os.environ, "TRAINYARD_HOME": str(tmp / "home"),
+               "TRAINYARD_SERVER": f"http://127.0.0.1:{port}"}
+        server = subprocess.Popen([*YARD, "server", "--port", str(port), "--cpus", "4"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            http = httpx.Client(base_url=env["TRAINYARD_SERVER"], timeout=60)
+            wait(lambda: _up(http), 60, 0.2)
+            overhead(http, env, tmp, args.overhead_trials)
+            if not args.skip_quality:
+                quality(http, env, tmp, args)
+        finally:
+            server.terminate()
+            server.wait(30)
+    return 0
+
+
+def _up(http: httpx.Client) -> bool:
+    try:
+        return http.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
