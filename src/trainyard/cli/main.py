@@ -11,13 +11,14 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from trainyard.cli import render, sweep
+from trainyard.cli import render, runs, sweep
 from trainyard.client import Client, ServerUnavailable, TrainyardError
 from trainyard.spec import SpecError, load_spec_file, parse_job_spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="trainyard: a training platform. Submit PyTorch jobs; watch them run and recover.")
 app.add_typer(sweep.app, name="sweep")
+app.add_typer(runs.app, name="runs")
 out = Console()
 err = Console(stderr=True)
 

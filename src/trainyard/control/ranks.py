@@ -22,14 +22,15 @@ def heartbeat(s: Session, job_id: str, attempt: int, rank: int, host: str, pid: 
     return {"stop": False, "reason": None}
 
 
-def metrics(s: Session, job_id: str, attempt: int, rows: Sequence[repo.MetricRow]) -> int:
-    """Write a rank's points, (job_id, key, step, timestamp, value) rows; `system/` keys
-    (sampled by the runtime) do not move the job's progress."""
+def metrics(s: Session, job_id: str, attempt: int, keys: Sequence[str], steps: Sequence[int],
+            timestamps: Sequence[float], values: Sequence[float | None]) -> int:
+    """Write a rank's batch (parallel columns); `system/` keys, sampled by the runtime, do not
+    move the job's progress."""
     job, _ = repo.fenced_attempt(s, job_id, attempt)
-    steps = [r[2] for r in rows if not r[1].startswith("system/")]
-    if steps:
-        job.step = max(job.step or 0, max(steps))
-    return repo.insert_metric_rows(s, rows)
+    progress = [st for k, st in zip(keys, steps, strict=True) if not k.startswith("system/")]
+    if progress:
+        job.step = max(job.step or 0, max(progress))
+    return repo.insert_metric_columns(s, job_id, keys, steps, timestamps, values)
 
 
 def commit_checkpoint(s: Session, job_id: str, attempt: int, step: int, uri: str, nbytes: int,

@@ -5,12 +5,14 @@ Functions take an open Session; the caller owns the transaction.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+import numpy as np
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from trainyard.spec import JobSpec, JobState
@@ -132,47 +134,73 @@ def record_heartbeat(
         job.step = max(job.step or 0, step)
 
 
-# Metric points go through the driver in bulk (one executemany per batch, no ORM objects):
-# this is the ingestion hot path. `latest_metrics` is refreshed once per key per batch.
-_UPSERT_POINT = (
-    'INSERT INTO metrics (job_id, "key", step, timestamp, value) VALUES ({m}, {m}, {m}, {m}, {m}) '
-    'ON CONFLICT (job_id, "key", step, timestamp) DO UPDATE SET value = excluded.value'
+# Metric points are stored columnar (tracking_tables.MetricChunk): a batch becomes one row per
+# key with its steps, timestamps and values packed as little-endian arrays, written through the
+# driver with no ORM objects. This is the ingestion hot path; `latest_metrics` is upserted once
+# per key per batch, only when the batch's newest point is newer than the stored one.
+_INSERT_CHUNK = (
+    'INSERT INTO metric_chunks (job_id, "key", count, first_step, last_step, steps, timestamps, "values") '
+    "VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})"
 )
-_REFRESH_LATEST = (
-    'INSERT INTO latest_metrics (run_id, "key", step, timestamp, value) '
-    'SELECT job_id, "key", step, timestamp, value FROM metrics WHERE job_id = {m} AND "key" = {m} '
-    "ORDER BY step DESC, timestamp DESC LIMIT 1 "
+_UPSERT_LATEST = (
+    'INSERT INTO latest_metrics (run_id, "key", step, timestamp, value) VALUES ({m}, {m}, {m}, {m}, {m}) '
     'ON CONFLICT (run_id, "key") DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, '
-    "value = excluded.value"
+    "value = excluded.value WHERE excluded.step > latest_metrics.step OR "
+    "(excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)"
 )
-_HISTORY = (
-    'SELECT step, timestamp, value FROM metrics WHERE job_id = {m} AND "key" = {m} '
-    "ORDER BY step, timestamp"
+_READ_CHUNKS = (
+    'SELECT steps, timestamps, "values" FROM metric_chunks WHERE job_id = {m} AND "key" = {m} ORDER BY id'
 )
 
 
-def driver_sql(s: Session, template: str) -> str:
+def driver_sql(db: Session | Connection, template: str) -> str:
     """`template` with the DB driver's placeholder (`?` for SQLite, `%s` for psycopg)."""
-    return template.format(m="?" if s.get_bind().dialect.paramstyle == "qmark" else "%s")
+    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
+    return template.format(m="?" if dialect.paramstyle == "qmark" else "%s")
 
 
-MetricRow = tuple[str, str, int, float, float | None]  # (run_id, key, step, timestamp, value)
+def _conn(db: Session | Connection) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
 
 
-def insert_metric_rows(s: Session, rows: Sequence[MetricRow]) -> int:
-    """Write points given as (run_id, key, step, timestamp, value) tuples, already validated."""
-    if not rows:
+def insert_metric_columns(
+    db: Session | Connection, run_id: str, keys: Sequence[str], steps: Sequence[int],
+    timestamps: Sequence[float], values: Sequence[float | None],
+) -> int:
+    """Write one batch of points, given as parallel columns already validated (None is NaN),
+    in the caller's transaction (a Session's, or a Core connection's: cheaper on the hot path)."""
+    n = len(steps)
+    if not n:
         return 0
-    conn = s.connection()
-    conn.exec_driver_sql(driver_sql(s, _UPSERT_POINT), list(rows))
-    series = {(r[0], r[1]) for r in rows}
-    conn.exec_driver_sql(driver_sql(s, _REFRESH_LATEST), list(series))
-    return len(rows)
+    st = np.asarray(steps, dtype="<i8")
+    ts = np.asarray(timestamps, dtype="<f8")
+    vs = np.asarray(values, dtype="<f8")  # None becomes NaN
+    distinct = set(keys)
+    if len(distinct) == 1:
+        groups: list[tuple[str, Any]] = [(keys[0], slice(None))]
+    else:
+        where: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            where.setdefault(key, []).append(i)
+        groups = [(key, np.asarray(ix)) for key, ix in where.items()]
+    chunks, latest = [], []
+    for key, ix in groups:
+        gs, gt, gv = st[ix], ts[ix], vs[ix]
+        chunks.append((run_id, key, len(gs), int(gs.min()), int(gs.max()),
+                       gs.tobytes(), gt.tobytes(), gv.tobytes()))
+        j = int(np.lexsort((gt, gs))[-1])
+        value = float(gv[j])
+        latest.append((run_id, key, int(gs[j]), float(gt[j]), None if math.isnan(value) else value))
+    conn = _conn(db)
+    conn.exec_driver_sql(driver_sql(conn, _INSERT_CHUNK), chunks)
+    conn.exec_driver_sql(driver_sql(conn, _UPSERT_LATEST), latest)
+    return n
 
 
 def insert_metrics(s: Session, job_id: str, points: list[dict[str, Any]]) -> int:
-    return insert_metric_rows(
-        s, [(job_id, p["key"], p["step"], p["timestamp"], p["value"]) for p in points]
+    return insert_metric_columns(
+        s, job_id, [p["key"] for p in points], [p["step"] for p in points],
+        [p["timestamp"] for p in points], [p["value"] for p in points],
     )
 
 
@@ -187,20 +215,29 @@ def last_metrics(s: Session, job_id: str) -> dict[str, dict[str, Any]]:
     return {r[0]: {"value": r[3], "step": r[1], "timestamp": r[2]} for r in rows}
 
 
-def metric_rows(s: Session, job_id: str, key: str) -> list[tuple[int, float, float | None]]:
-    """A key's whole history as (step, timestamp, value) tuples in step order, straight from the
-    driver: one range scan of the metrics primary key, no ORM rows."""
-    cur = s.connection().connection.cursor()
-    try:
-        cur.execute(driver_sql(s, _HISTORY), (job_id, key))
-        return cur.fetchall()
-    finally:
-        cur.close()
+def metric_arrays(
+    db: Session | Connection, job_id: str, key: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A key's whole history as (steps, timestamps, values) arrays in step order (ties in the order
+    they were logged); NaN stays NaN. A few chunk rows read and concatenated, no row per point."""
+    conn = _conn(db)
+    rows = conn.exec_driver_sql(driver_sql(conn, _READ_CHUNKS), (job_id, key)).all()
+    if not rows:
+        return np.empty(0, "<i8"), np.empty(0, "<f8"), np.empty(0, "<f8")
+    st = np.concatenate([np.frombuffer(r[0], "<i8") for r in rows])
+    ts = np.concatenate([np.frombuffer(r[1], "<f8") for r in rows])
+    vs = np.concatenate([np.frombuffer(r[2], "<f8") for r in rows])
+    if len(st) > 1 and bool((st[1:] < st[:-1]).any()):  # a restarted attempt logged earlier steps again
+        order = np.argsort(st, kind="stable")
+        st, ts, vs = st[order], ts[order], vs[order]
+    return st, ts, vs
 
 
 def metric_history(s: Session, job_id: str, key: str) -> list[dict[str, Any]]:
-    """History as dicts; NaN values (stored as NULL) read back as None."""
-    return [{"step": r[0], "timestamp": r[1], "value": r[2]} for r in metric_rows(s, job_id, key)]
+    """History as dicts in step order; NaN values read back as None."""
+    st, ts, vs = metric_arrays(s, job_id, key)
+    return [{"step": a, "timestamp": b, "value": None if c != c else c}
+            for a, b, c in zip(st.tolist(), ts.tolist(), vs.tolist(), strict=True)]
 
 
 def committed_checkpoints(s: Session, job_id: str) -> Sequence[Checkpoint]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -98,21 +98,6 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Metric(Base):
-    """One point of a run's series (job_id is the run id). Clustered on its key so a history is
-    one range scan (migration 0002_tracking); the same (key, step, timestamp) again keeps the last value."""
-
-    __tablename__ = "metrics"
-
-    job_id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    step: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    timestamp: Mapped[float] = mapped_column(Float, primary_key=True)
-    value: Mapped[float | None] = mapped_column(Float)  # NULL is NaN: SQLite cannot store NaN
-
-    __table_args__ = {"sqlite_with_rowid": False}
-
-
 class Event(Base):
     __tablename__ = "events"
 
@@ -123,4 +108,5 @@ class Event(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+# Metric points live in tracking_tables.MetricChunk (columnar chunks, one row per batch and key).
 from trainyard.store import tracking_tables  # noqa: E402,F401 - runs and their records join Base.metadata

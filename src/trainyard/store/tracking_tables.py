@@ -1,19 +1,41 @@
 """Tracking tables: runs, their params, tags, latest metrics, artifacts and events.
 
 A run is the tracking record of a job (same id) or of any process that called
-`POST /v1/runs`. Metric points themselves live in `metrics` (store/tables.py);
-`latest_metrics` keeps the newest point of each (run, key) so run lists and
-metric filters never scan a history.
+`POST /v1/runs`. Metric points live in `metric_chunks`, columnar: one row per
+(batch, key) holding that batch's steps, timestamps and values as packed arrays,
+so a batch of 1,000 points is one row to write and a 100,000-point history is
+~100 rows to read. `latest_metrics` keeps the newest point of each (run, key) so
+run lists and metric filters never read a history.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trainyard.store.tables import Base, utcnow
+
+
+class MetricChunk(Base):
+    """Points of one key from one batch: little-endian int64 steps, float64 timestamps and
+    values (NaN as itself). No FK: written on the ingestion hot path, and `job_id` is a run id,
+    a job's or a client's."""
+
+    __tablename__ = "metric_chunks"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)  # the order chunks came in
+    job_id: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(250))
+    count: Mapped[int] = mapped_column(Integer)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    steps: Mapped[bytes] = mapped_column(LargeBinary)
+    timestamps: Mapped[bytes] = mapped_column(LargeBinary)
+    values: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_metric_chunks_run_key", "job_id", "key", "id"),)
 
 
 class Run(Base):

@@ -1,17 +1,20 @@
-"""Metric batches off the wire: decode, validate, and hand rows to the store in bulk.
+"""Metric batches off the wire: decode, validate, and hand columns to the store in bulk.
 
-`POST .../metrics` takes `{"points": [{"key", "step", "timestamp", "value"}, ...]}` as JSON
-(`application/json`) or as MessagePack (`application/msgpack`, the same document, ~3x cheaper
-to decode and to encode). Pydantic stays off this path: one tight loop checks each point and
-builds the row tuple the driver takes, and any bad point refuses the whole batch with a 422
-naming it (`points.3.value`), so nothing is half-written.
+`POST .../metrics` takes `{"points": [{"key", "step", "timestamp", "value"}, ...]}`, or the same
+points as parallel arrays, `{"columns": {"key": [...], "step": [...], "timestamp": [...],
+"value": [...]}}`, which decodes and checks several times faster (no object per point).
+Either as JSON (`application/json`) or MessagePack (`application/msgpack`). A null value is NaN.
+
+Pydantic stays off this path: type checks run over whole columns (or one tight loop over
+points) and build the row tuples the driver takes; any bad point refuses the whole batch
+with a 422 naming it (`points.3.value`, `columns.step.3`), so nothing is half-written.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import orjson
@@ -26,9 +29,6 @@ MAX_KEY = 250
 INT64 = 2**63
 _NUMBER = (float, int)
 _VALUE = (float, int, type(None))
-
-Row = tuple[str, str, int, float, float | None]
-
 
 class InvalidBatch(SpecError):
     """A batch refused whole: a 422 naming the bad point's field."""
@@ -62,15 +62,29 @@ def decode(body: bytes, content_type: str | None) -> Any:
     )
 
 
-def rows(doc: Any, run_id: str) -> list[Row]:
-    """The batch's points as (run_id, key, step, timestamp, value) rows; InvalidBatch if any is bad."""
+class Columns(NamedTuple):
+    """A validated batch as parallel columns (None is NaN), what the store writes."""
+
+    keys: list[str]
+    steps: list[int]
+    timestamps: list[float]
+    values: list[float | None]
+
+
+def columns(doc: Any) -> Columns:
+    """The batch's points as columns; InvalidBatch (a 422 naming the point) if any is bad."""
+    if isinstance(doc, dict) and "columns" in doc:
+        return _columns(doc["columns"])
     points = doc.get("points") if isinstance(doc, dict) else None
     if not isinstance(points, list):
-        raise InvalidBatch("points", 'send {"points": [{"key", "step", "timestamp", "value"}, ...]}')
+        raise InvalidBatch("points", 'send {"points": [{"key", "step", "timestamp", "value"}, ...]} '
+                                     'or {"columns": {"key": [...], "step": [...], ...}}')
     if len(points) > MAX_POINTS:
         raise InvalidBatch("points", f"{len(points)} points in one batch; send at most {MAX_POINTS}")
-    out: list[Row] = []
-    append = out.append
+    keys: list[str] = []
+    steps: list[int] = []
+    stamps: list[float] = []
+    values: list[float | None] = []
     try:
         for p in points:
             key, step, ts, value = p["key"], p["step"], p["timestamp"], p["value"]
@@ -78,23 +92,55 @@ def rows(doc: Any, run_id: str) -> list[Row]:
                 type(value) not in _VALUE
             ):
                 raise TypeError
-            append((run_id, key, step, ts, value))
+            keys.append(key)
+            steps.append(step)
+            stamps.append(ts)
+            values.append(value)
     except (KeyError, TypeError):
         raise _first_bad_point(points) from None
-    if out:
-        _check_ranges(out)
-    return out
+    if keys:
+        _check_ranges(keys, steps, "points.{i}.{field}")
+    return Columns(keys, steps, stamps, values)
 
 
-def _check_ranges(batch: Sequence[Row]) -> None:
-    for key in {r[1] for r in batch}:
+_COLUMN_TYPES = (
+    ("key", frozenset({str}), "a string"),
+    ("step", frozenset({int}), "an integer"),
+    ("timestamp", frozenset({float, int}), "a number (seconds since the epoch)"),
+    ("value", frozenset({float, int, type(None)}), "a number (null for NaN)"),
+)
+
+
+def _columns(cols: Any) -> Columns:
+    if not isinstance(cols, dict):
+        raise InvalidBatch("columns", "an object of four arrays: key, step, timestamp, value")
+    arrays = []
+    for name, types, what in _COLUMN_TYPES:
+        col = cols.get(name)
+        if not isinstance(col, list):
+            raise InvalidBatch(f"columns.{name}", "missing, or not an array")
+        if not set(map(type, col)) <= types:  # one pass in C over the column
+            i = next(i for i, v in enumerate(col) if type(v) not in types)
+            raise InvalidBatch(f"columns.{name}.{i}", f"must be {what}, got {col[i]!r}"[:200])
+        arrays.append(col)
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise InvalidBatch("columns", "key, step, timestamp and value must have the same length")
+    if n > MAX_POINTS:
+        raise InvalidBatch("columns", f"{n} points in one batch; send at most {MAX_POINTS}")
+    if n:
+        _check_ranges(arrays[0], arrays[1], "columns.{field}.{i}")
+    return Columns(*arrays)
+
+
+def _check_ranges(keys: Sequence[str], steps: Sequence[int], where: str) -> None:
+    for key in set(keys):
         if not key or len(key) > MAX_KEY:
-            i = next(i for i, r in enumerate(batch) if r[1] == key)
-            raise InvalidBatch(f"points.{i}.key", f"a key is 1 to {MAX_KEY} characters")
-    steps = [r[2] for r in batch]
+            i = keys.index(key)
+            raise InvalidBatch(where.format(field="key", i=i), f"a key is 1 to {MAX_KEY} characters")
     if min(steps) < -INT64 or max(steps) >= INT64:
         i = next(i for i, s in enumerate(steps) if not -INT64 <= s < INT64)
-        raise InvalidBatch(f"points.{i}.step", "a step is a 64-bit integer")
+        raise InvalidBatch(where.format(field="step", i=i), "a step is a 64-bit integer")
 
 
 def _first_bad_point(points: list[Any]) -> InvalidBatch:

@@ -21,9 +21,9 @@ def heartbeat(job_id: str, attempt: int, body: HeartbeatRequest,
         return ranks.heartbeat(s, job_id, attempt, body.rank, body.host, body.pid, body.step)
 
 
-def _write_metrics(platform: Platform, job_id: str, attempt: int, rows: list[ingest.Row]) -> int:
+def _write_metrics(platform: Platform, job_id: str, attempt: int, batch: ingest.Columns) -> int:
     with platform.store.session() as s:
-        return ranks.metrics(s, job_id, attempt, rows)
+        return ranks.metrics(s, job_id, attempt, *batch)
 
 
 @router.post("/metrics", openapi_extra={"requestBody": {"required": True, "content": {
@@ -35,8 +35,8 @@ async def metrics(job_id: str, attempt: int, request: Request) -> Response:
         doc = ingest.decode(await request.body(), request.headers.get("content-type"))
     except ingest.UnsupportedEncoding as exc:
         return JSONResponse({"detail": str(exc)}, status_code=415)
-    rows = ingest.rows(doc, job_id)
-    n = await run_in_threadpool(_write_metrics, request.app.state.platform, job_id, attempt, rows)
+    batch = ingest.columns(doc)
+    n = await run_in_threadpool(_write_metrics, request.app.state.platform, job_id, attempt, batch)
     return Response(b'{"accepted":%d}' % n, media_type="application/json")
 
 

@@ -177,11 +177,18 @@ _BATCH_BODY = {
 }
 
 
-def _write_points(platform: Platform, run_id: str, rows: list[ingest.Row]) -> int:
-    with platform.store.session() as s:
-        if not runs.run_exists(s, run_id):
-            raise repo.NotFound(f"no run {run_id!r}; create one with POST /v1/runs")
-        return repo.insert_metric_rows(s, rows)
+_KNOWN_RUNS: set[tuple[int, str]] = set()  # runs are never deleted: once seen, skip the lookup
+
+
+def _write_points(platform: Platform, run_id: str, batch: ingest.Columns) -> int:
+    store = platform.store
+    if (id(store), run_id) not in _KNOWN_RUNS:
+        with store.session() as s:
+            if not runs.run_exists(s, run_id):
+                raise repo.NotFound(f"no run {run_id!r}; create one with POST /v1/runs")
+        _KNOWN_RUNS.add((id(store), run_id))
+    with store.engine.begin() as conn:
+        return repo.insert_metric_columns(conn, run_id, *batch)
 
 
 @router.post("/v1/runs/{run_id}/metrics", openapi_extra={"requestBody": _BATCH_BODY})
@@ -191,8 +198,8 @@ async def log_metrics(run_id: str, request: Request) -> Response:
         doc = ingest.decode(await request.body(), request.headers.get("content-type"))
     except ingest.UnsupportedEncoding as exc:
         return JSONResponse({"detail": str(exc)}, status_code=415)
-    rows = ingest.rows(doc, run_id)
-    n = await run_in_threadpool(_write_points, request.app.state.platform, run_id, rows)
+    batch = ingest.columns(doc)
+    n = await run_in_threadpool(_write_points, request.app.state.platform, run_id, batch)
     return Response(b'{"accepted":%d}' % n, media_type="application/json")
 
 

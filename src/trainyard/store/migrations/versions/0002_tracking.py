@@ -1,10 +1,13 @@
-"""tracking: metrics clustered by (run, key, step, timestamp); runs, params, tags, latest metrics,
-artifacts, run events
+"""tracking: metric points in columnar chunks; runs, params, tags, latest metrics, artifacts,
+run events
 
 Revision ID: 0002_tracking
 Revises: 0001
 """
 
+import itertools
+
+import numpy as np
 import sqlalchemy as sa
 from alembic import op
 
@@ -13,35 +16,41 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-POINT_KEY = ("job_id", "key", "step", "timestamp")
 
-
-def _metrics_table(name: str) -> None:
-    # Without a rowid on SQLite the primary key is the table: one b-tree to write, a history is
-    # one range scan of it (no lookups back into a heap), and rows come out in step order.
-    op.create_table(
-        name,
-        sa.Column("job_id", sa.String(length=80), nullable=False),
-        sa.Column("key", sa.String(length=250), nullable=False),
-        sa.Column("step", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("timestamp", sa.Float(), nullable=False),
-        sa.Column("value", sa.Float(), nullable=True),
-        sa.PrimaryKeyConstraint(*POINT_KEY, name="pk_metrics"),
-        sqlite_with_rowid=False,
-    )
+def _pack(rows: list) -> dict:
+    steps = np.array([r[2] for r in rows], dtype="<i8")
+    return {"job_id": rows[0][0], "key": rows[0][1], "count": len(rows), "first_step": int(steps[0]),
+            "last_step": int(steps[-1]), "steps": steps.tobytes(),
+            "timestamps": np.array([r[3] for r in rows], dtype="<f8").tobytes(),
+            "values": np.array([r[4] for r in rows], dtype="<f8").tobytes()}
 
 
 def upgrade() -> None:
-    _metrics_table("metrics_clustered")
-    op.execute(
-        "INSERT INTO metrics_clustered (job_id, key, step, timestamp, value) "
-        "SELECT job_id, key, step, timestamp, value FROM metrics WHERE true "
-        "ON CONFLICT (job_id, key, step, timestamp) DO UPDATE SET value = excluded.value"
+    # Points move from one row each into columnar chunks (one row per key per batch): a batch is
+    # one row to write and a history a few rows to read. Existing points become one chunk per key.
+    chunks = op.create_table(
+        "metric_chunks",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("job_id", sa.String(length=80), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("first_step", sa.BigInteger(), nullable=False),
+        sa.Column("last_step", sa.BigInteger(), nullable=False),
+        sa.Column("steps", sa.LargeBinary(), nullable=False),
+        sa.Column("timestamps", sa.LargeBinary(), nullable=False),
+        sa.Column("values", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
     )
+    op.create_index("ix_metric_chunks_run_key", "metric_chunks", ["job_id", "key", "id"])
+    bind = op.get_bind()
+    old = sa.table("metrics", *(sa.column(c) for c in ("id", "job_id", "key", "step", "timestamp", "value")))
+    rows = bind.execute(sa.select(old.c.job_id, old.c.key, old.c.step, old.c.timestamp, old.c.value)
+                        .order_by(old.c.job_id, old.c.key, old.c.step, old.c.id)).all()
+    for _, series in itertools.groupby(rows, key=lambda r: (r[0], r[1])):
+        bind.execute(chunks.insert(), [_pack(list(series))])
     with op.batch_alter_table("metrics") as batch_op:
         batch_op.drop_index("ix_metrics_job_key_step")
     op.drop_table("metrics")
-    op.rename_table("metrics_clustered", "metrics")
 
     op.create_table(
         "runs",
@@ -89,12 +98,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "key"),
     )
     op.create_index("ix_latest_metrics_key_value", "latest_metrics", ["key", "value"])
-    op.execute(
-        "INSERT INTO latest_metrics (run_id, key, step, timestamp, value) "
-        "SELECT m.job_id, m.key, m.step, m.timestamp, m.value FROM metrics m "
-        "WHERE NOT EXISTS (SELECT 1 FROM metrics n WHERE n.job_id = m.job_id AND n.key = m.key "
-        "AND (n.step > m.step OR (n.step = m.step AND n.timestamp > m.timestamp)))"
-    )
+    latest = sa.table("latest_metrics",
+                      *(sa.column(c) for c in ("run_id", "key", "step", "timestamp", "value")))
+    newest: dict = {}
+    for r in rows:  # in step order per key: the last one seen is the newest
+        newest[(r[0], r[1])] = {"run_id": r[0], "key": r[1], "step": r[2], "timestamp": r[3], "value": r[4]}
+    if newest:
+        bind.execute(latest.insert(), list(newest.values()))
 
     op.create_table(
         "run_artifacts",
@@ -129,7 +139,7 @@ def downgrade() -> None:
     op.drop_table("run_params")
     op.drop_table("runs")
     op.create_table(
-        "metrics_rowid",
+        "metrics",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("job_id", sa.String(length=80), nullable=False),
         sa.Column("key", sa.String(length=250), nullable=False),
@@ -138,10 +148,14 @@ def downgrade() -> None:
         sa.Column("value", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.execute(
-        "INSERT INTO metrics_rowid (job_id, key, step, timestamp, value) "
-        "SELECT job_id, key, step, timestamp, value FROM metrics WHERE value IS NOT NULL"
-    )
-    op.drop_table("metrics")
-    op.rename_table("metrics_rowid", "metrics")
     op.create_index("ix_metrics_job_key_step", "metrics", ["job_id", "key", "step"])
+    bind = op.get_bind()
+    points = sa.table("metrics", *(sa.column(c) for c in ("job_id", "key", "step", "timestamp", "value")))
+    for job_id, key, steps, stamps, values in bind.execute(sa.text(
+            'SELECT job_id, "key", steps, timestamps, "values" FROM metric_chunks ORDER BY id')):
+        rows = [{"job_id": job_id, "key": key, "step": int(s), "timestamp": float(t), "value": float(v)}
+                for s, t, v in zip(np.frombuffer(steps, "<i8"), np.frombuffer(stamps, "<f8"),
+                                   np.frombuffer(values, "<f8"), strict=True) if not np.isnan(v)]
+        if rows:
+            bind.execute(points.insert(), rows)
+    op.drop_table("metric_chunks")
