@@ -15,6 +15,7 @@ from trainyard.scheduler.model import (
     Team,
 )
 from trainyard.scheduler.policy import BACKFILL, FIFO, TRAINYARD, Policy, schedule
+from trainyard.scheduler.queue import Ordering
 from trainyard.scheduler.state import ClusterState
 
 
@@ -199,13 +200,24 @@ def test_aging_lets_a_long_waiting_low_job_pass_fresh_high_ones() -> None:
     assert d.admit[0].job_id == "high0"
 
 
+def test_smaller_expected_work_goes_first_within_a_team() -> None:
+    pending = (job("long", 8, submit_time=0, expected_duration=36_000.0),
+               job("short", 8, submit_time=60, expected_duration=600.0))
+    d = schedule(ClusterSnapshot(nodes(1), (), pending, now=100))
+    assert d.admit[0].job_id == "short"
+
+
 # -- backfill ---------------------------------------------------------------------
+
+# Submit order only, so the 16-GPU gang stays at the head whatever its size.
+BY_SUBMIT = replace(TRAINYARD, ordering=Ordering(work_credit=0.0))
 
 def _backfill_case(candidate: GangRequest) -> tuple[list[str], float]:
     # n0 is busy until t=1000; the head needs both nodes: reservation at t=1000
     run = (running("r", {"n0": 8}, expected_duration=1000.0),)
     head = job("head", 16, submit_time=0)
-    d = schedule(ClusterSnapshot(nodes(2), run, (head, replace(candidate, submit_time=1)), now=0))
+    d = schedule(ClusterSnapshot(nodes(2), run, (head, replace(candidate, submit_time=1)), now=0),
+                 BY_SUBMIT)
     assert d.reservation is not None and d.reservation.job_id == "head"
     return [a.job_id for a in d.admit], d.reservation.at
 
@@ -227,7 +239,7 @@ def test_backfill_never_delays_the_reservation(candidate, starts) -> None:  # ty
 
 def test_head_evicts_opportunistic_backfill_when_its_reservation_is_due() -> None:
     state = ClusterState(nodes(2))
-    policy = Policy(TRAINYARD)
+    policy = Policy(BY_SUBMIT)
     queue = policy.new_queue(state)
     state.start(job("r", 8, expected_duration=1000.0), [(0, 8)], 0.0)
     queue.push(job("head", 16, submit_time=0))
