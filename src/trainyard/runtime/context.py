@@ -28,11 +28,12 @@ from typing import Any
 
 import torch
 
+from trainyard.runtime import client_run, system_metrics
 from trainyard.runtime.checkpoint import Checkpointer
 from trainyard.runtime.commits import CommitLog, LocalCommitLog, ServerCommitLog
 from trainyard.runtime.distributed import Distributed
 from trainyard.runtime.heartbeat import Heartbeat
-from trainyard.runtime.launch import RankEnv, attempt_client, read_launch_env
+from trainyard.runtime.launch import RankEnv, attempt_client, default_run_dir, read_launch_env
 from trainyard.runtime.metrics import MetricShipper, file_send, server_send
 from trainyard.runtime.stop import StopSignal, install_sigterm_handler
 from trainyard.spec import CheckpointPolicy
@@ -72,13 +73,17 @@ class Context:
         )
 
         self._shipper: MetricShipper | None = None
+        self._client_run = client_run.start(env, default_run_dir().name)  # standalone + a server
         if self.is_main:
             send = (
-                file_send(env.run_dir / METRICS_FILE)
+                self._client_run.send()
+                if self._client_run
+                else file_send(env.run_dir / METRICS_FILE)
                 if env.standalone
                 else server_send(connect, env.rank)
             )
             self._shipper = MetricShipper(send, stop=self._stop)
+        self._system = system_metrics.start(env, connect, self._current_step, self._client_run)
 
         self._heartbeat: Heartbeat | None = None
         if not env.standalone:
@@ -111,6 +116,11 @@ class Context:
     def job_id(self) -> str | None:
         """The platform's job id; None in a standalone run."""
         return self.env.job_id
+
+    @property
+    def run_id(self) -> str | None:
+        """The run metrics go to: the job's id, or the run made for a script pointed at a server."""
+        return self._client_run.id if self._client_run else self.env.job_id
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -170,6 +180,10 @@ class Context:
         self.checkpoint.close()
         if self._shipper is not None:
             self._shipper.close(self.flush_timeout_s)
+        if self._system is not None:
+            self._system.close(self.flush_timeout_s)
+        if self._client_run is not None:
+            self._client_run.end()
         if self._heartbeat is not None:
             self._heartbeat.close()
         self._dist.close()

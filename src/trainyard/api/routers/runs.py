@@ -177,16 +177,16 @@ _BATCH_BODY = {
 }
 
 
-_KNOWN_RUNS: set[tuple[int, str]] = set()  # runs are never deleted: once seen, skip the lookup
+_KNOWN_RUNS: set[tuple[str, str]] = set()  # (store URL, run id): runs are never deleted
 
 
 def _write_points(platform: Platform, run_id: str, batch: ingest.Columns) -> int:
     store = platform.store
-    if (id(store), run_id) not in _KNOWN_RUNS:
+    if (store.url, run_id) not in _KNOWN_RUNS:
         with store.session() as s:
             if not runs.run_exists(s, run_id):
                 raise repo.NotFound(f"no run {run_id!r}; create one with POST /v1/runs")
-        _KNOWN_RUNS.add((id(store), run_id))
+        _KNOWN_RUNS.add((store.url, run_id))
     with store.engine.begin() as conn:
         return repo.insert_metric_columns(conn, run_id, *batch)
 
