@@ -64,10 +64,11 @@ def cycle_at_10k_pending(nodes: int, gpus_per_node: int, cycles: int = 60) -> di
         return GangRequest(f"g{n}", rng.choice(sizes), team=f"team{rng.randrange(15)}", submit_time=t,
                            expected_duration=rng.uniform(600, 36000), preemptible=True)
 
-    while state.index.free_gpus > 0:  # fill the cluster
-        for _ in range(5000):
+    while True:  # fill the cluster until a cycle can place nothing more
+        while len(queue) < 5000:
             queue.push(job(0.0))
-        policy.cycle(state, queue, 0.0)
+        if not policy.cycle(state, queue, 0.0).admit:
+            break
     for job_id in list(queue.jobs)[10_000:]:
         queue.remove(job_id)
     while len(queue) < 10_000:
