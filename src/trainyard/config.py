@@ -24,6 +24,9 @@ class ServerConfig:
     database_url: str | None = None
     reconcile_interval_s: float = 0.25
     stop_grace_s: float = 30.0  # SIGTERM -> SIGKILL, for cancel
+    preemption_grace_s: float = 30.0  # SIGTERM -> SIGKILL, for a preempted gang to checkpoint
+    policy: str = "trainyard"  # trainyard | backfill | fifo
+    teams_file: Path | None = None
     cpus: float | None = None  # capacity overrides; default: this machine's
     gpus: int | None = None
     memory_gb: float | None = None

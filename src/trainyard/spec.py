@@ -28,6 +28,7 @@ class Resources(_Strict):
     cpus_per_worker: float = Field(1.0, gt=0, le=1024)
     gpus_per_worker: int = Field(0, ge=0, le=16)
     memory_gb: float = Field(1.0, gt=0, le=4096, description="Memory per worker, GiB.")
+    gpu_type: str | None = Field(None, min_length=1, max_length=64, description="e.g. h100; any when unset.")
 
     @property
     def total_cpus(self) -> float:
@@ -92,7 +93,11 @@ class JobSpec(_Strict):
     checkpoint: CheckpointPolicy = CheckpointPolicy()
     max_restarts: int = Field(3, ge=0, le=100)
     heartbeat_timeout_s: float = Field(60.0, ge=1.0, le=86400.0)
-    priority: int = Field(0, ge=-1000, le=1000)
+    priority: str = Field("normal", pattern=NAME_PATTERN,
+                          description="A priority class: low, normal, high, critical, or one configured.")
+    preemptible: bool = Field(False, description="May be started in backfill gaps and evicted for others.")
+    allow_spot: bool = Field(False, description="May run on spot nodes, which can be reclaimed.")
+    expected_duration_s: float | None = Field(None, gt=0, description="Lets backfill fit it into gaps.")
     labels: dict[str, str] = {}
     env: dict[str, str] = {}
 
@@ -120,6 +125,37 @@ class JobSpec(_Strict):
                 raise ValueError(f"env name {key!r} is not a valid variable name")
             if key.startswith("TRAINYARD_") or key in RESERVED_ENV:
                 raise ValueError(f"env name {key!r} is set by trainyard; choose another name")
+        return value
+
+
+class TeamSpec(_Strict):
+    """A team's nominal quota and what it may borrow from its cohort (None: unlimited)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    gpus: int | None = Field(None, ge=0)
+    cpus: float | None = Field(None, ge=0)
+    weight: float = Field(1.0, gt=0, description="Share of what is left, by dominant resource.")
+    cohort: str | None = Field(None, pattern=NAME_PATTERN)
+    borrowing_limit_gpus: int | None = Field(None, ge=0)
+    borrowing_limit_cpus: float | None = Field(None, ge=0)
+
+
+DEFAULT_PRIORITY_CLASSES = {"low": 0, "normal": 1, "high": 2, "critical": 3}
+
+
+class SchedulingSpec(_Strict):
+    """The operator's file: `yard server --teams teams.yaml`."""
+
+    teams: list[TeamSpec] = []
+    priority_classes: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_PRIORITY_CLASSES))
+
+    @field_validator("teams")
+    @classmethod
+    def _unique_teams(cls, value: list[TeamSpec]) -> list[TeamSpec]:
+        names = [t.name for t in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"team {dupes[0]!r} is listed twice; keep one entry per team")
         return value
 
 

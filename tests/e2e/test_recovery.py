@@ -51,7 +51,7 @@ def running_with_checkpoints(client, job_id: str, count: int = 1) -> dict:
 
 def restore_step_of(client, job_id: str, attempt: int) -> int | None:
     for e in client.events(job_id):
-        if e["kind"] == "launched" and e["reason"].startswith(f"attempt {attempt}/"):
+        if e["kind"] == "launched" and e["reason"].startswith(f"attempt {attempt} "):
             m = re.search(r"restoring from step (\d+)", e["reason"])
             return int(m.group(1)) if m else None
     raise AssertionError(f"attempt {attempt} was never launched")

@@ -8,8 +8,10 @@ from fastapi import Request
 
 from trainyard.backends import Backend, LocalBackend
 from trainyard.config import ServerConfig
+from trainyard.control import teams
 from trainyard.control.loop import ControlLoop
 from trainyard.control.sweeps import SweepDriver
+from trainyard.scheduler.policy import PRESETS
 from trainyard.storage import BlobStore
 from trainyard.store import Store
 
@@ -27,7 +29,11 @@ class Platform:
         config.make_dirs()
         store = Store(config.database_url or "")
         backend = LocalBackend(cpus=config.cpus, gpus=config.gpus, memory_gb=config.memory_gb)
-        loop = ControlLoop(store, backend, config)
+        if config.teams_file is not None:
+            scheduling = teams.load_file(config.teams_file)
+            with store.session() as s:
+                teams.seed(s, scheduling)
+        loop = ControlLoop(store, backend, config, policy=PRESETS[config.policy])
         loop.add_driver(SweepDriver())
         return cls(config, store, backend, loop, BlobStore(str(config.blobs)))
 

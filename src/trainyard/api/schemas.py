@@ -62,7 +62,7 @@ class JobSummary(BaseModel):
     restarts: int
     max_restarts: int
     step: int | None
-    priority: int
+    priority: str
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

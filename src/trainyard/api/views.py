@@ -17,7 +17,7 @@ def job_summary(job: Job) -> JobSummary:
     return JobSummary(
         id=job.id, name=job.name, team=job.team, project=job.project, experiment=job.experiment,
         state=job.state, reason=job.reason, attempt=job.attempt, restarts=job.restarts,
-        max_restarts=job.spec.get("max_restarts", 0), step=job.step, priority=job.priority,
+        max_restarts=job.spec.get("max_restarts", 0), step=job.step, priority=job.spec.get("priority", "normal"),
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
     )
 

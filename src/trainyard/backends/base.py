@@ -12,8 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainyard.scheduler.admission import Capacity
+from trainyard.scheduler.model import Node
 from trainyard.spec import Resources
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What a backend can ever run at once, in all."""
+
+    cpus: float
+    gpus: int
+    memory_gb: float
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,10 @@ class Backend(ABC):
     @abstractmethod
     def capacity(self) -> Capacity:
         """What this backend can ever run at once."""
+
+    @abstractmethod
+    def nodes(self) -> list[Node]:
+        """The inventory the scheduler places gangs on."""
 
     @abstractmethod
     def launch(self, gang: GangLaunch) -> Handle:

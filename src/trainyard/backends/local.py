@@ -10,9 +10,10 @@ from pathlib import Path
 
 import psutil
 
-from trainyard.backends.base import Backend, GangLaunch, Handle, RankStatus
-from trainyard.scheduler.admission import Capacity
+from trainyard.backends.base import Backend, Capacity, GangLaunch, Handle, RankStatus
+from trainyard.scheduler.model import Node
 
+NODE_NAME = "local"
 PYTHON_NAMES = {"python", "python3", f"python3.{sys.version_info.minor}"}
 
 
@@ -59,6 +60,10 @@ class LocalBackend(Backend):
 
     def capacity(self) -> Capacity:
         return self._capacity
+
+    def nodes(self) -> list[Node]:
+        cap = self._capacity
+        return [Node(NODE_NAME, gpus=cap.gpus, cpus=cap.cpus, memory_gb=cap.memory_gb)]
 
     def _pick_gpus(self, key: str, count: int) -> list[int]:
         busy = {g for gs in self._gpus_in_use.values() for g in gs}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.live import Live
 
-from trainyard.cli import render, runs, sweep
+from trainyard.cli import render, runs, scheduling, sweep
+from trainyard.cli.errors import call, err, fail
 from trainyard.client import Client, ServerUnavailable, TrainyardError
 from trainyard.spec import SpecError, load_spec_file, parse_job_spec
 
@@ -19,26 +20,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="trainyard: a training platform. Submit PyTorch jobs; watch them run and recover.")
 app.add_typer(sweep.app, name="sweep")
 app.add_typer(runs.app, name="runs")
+app.add_typer(scheduling.teams_app, name="teams")
+app.command("queue")(scheduling.queue)
 out = Console()
-err = Console(stderr=True)
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",
                                                help="Server URL (default http://127.0.0.1:8765).")]
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a client call, turning server and connection errors into one clear line."""
-    try:
-        return fn(*args, **kwargs)
-    except TrainyardError as exc:
-        fail(str(exc))
-    except ServerUnavailable as exc:
-        fail(str(exc))
 
 
 @app.command()
@@ -48,15 +35,27 @@ def server(
     cpus: Annotated[float | None, typer.Option(help="CPUs to schedule (default: this machine's).")] = None,
     gpus: Annotated[int | None, typer.Option(help="GPUs to schedule (default: NVML's count).")] = None,
     memory_gb: Annotated[float | None, typer.Option(help="Memory to schedule, GiB.")] = None,
+    policy: Annotated[str, typer.Option(help="Scheduling policy: trainyard, backfill or fifo.")] = "trainyard",
+    teams: Annotated[Path | None, typer.Option(help="Teams, quotas and priority classes (YAML).")] = None,
+    preemption_grace_s: Annotated[float, typer.Option(
+        help="Seconds a preempted gang gets to checkpoint after SIGTERM.")] = 30.0,
 ) -> None:
     """Run the api and the control loop (SQLite store and local backend under TRAINYARD_HOME)."""
     import uvicorn
 
     from trainyard.api import create_app
     from trainyard.config import ServerConfig
+    from trainyard.scheduler.policy import PRESETS
+    from trainyard.spec import SpecError
 
-    config = ServerConfig(host=host, port=port, cpus=cpus, gpus=gpus, memory_gb=memory_gb)
-    app_ = create_app(config)
+    if policy not in PRESETS:
+        fail(f"--policy: unknown policy {policy!r}; use one of {', '.join(PRESETS)}")
+    config = ServerConfig(host=host, port=port, cpus=cpus, gpus=gpus, memory_gb=memory_gb, policy=policy,
+                          teams_file=teams, preemption_grace_s=preemption_grace_s)
+    try:
+        app_ = create_app(config)
+    except SpecError as exc:
+        fail(f"--teams {teams}: {exc}")
     cap = app_.state.platform.backend.capacity()
     err.print(f"trainyard server on {config.url}  home {config.home}  capacity "
               f"{cap.cpus:g} CPUs, {cap.gpus} GPUs, {cap.memory_gb:.0f} GiB  (API docs: {config.url}/docs)")

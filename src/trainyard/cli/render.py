@@ -36,7 +36,9 @@ def state(value: str) -> Text:
 
 
 def attempt_text(job: dict[str, Any]) -> str:
-    return f"{job['attempt']}/{job['max_restarts'] + 1}" if job["attempt"] else "-"
+    if not job["attempt"]:
+        return "-"
+    return f"{job['attempt']} ({job['restarts']}/{job['max_restarts']} restarts)" if job["restarts"] else str(job["attempt"])
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainyard.backends import Capacity
+from trainyard.control import teams
 from trainyard.control.loop import ControlLoop
-from trainyard.scheduler.admission import Capacity
 from trainyard.spec import JobSpec, JobState, SpecError
 from trainyard.storage import BlobStore
 from trainyard.store import Store, repo
@@ -42,7 +43,11 @@ def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: JobSpec,
         raise SpecError([{"field": "code_snapshot.digest", "message":
                           f"no code archive {digest}; upload it first with POST /v1/code-archives"}])
     with store.session() as s:
-        job = repo.create_job(s, spec, code)
+        classes = teams.priority_classes(s)
+        if spec.priority not in classes:
+            raise SpecError([{"field": "priority", "message": f"unknown priority class {spec.priority!r}; "
+                              f"use one of {', '.join(classes)}"}])
+        job = repo.create_job(s, spec, code, priority=classes[spec.priority])
     loop.nudge()
     return job
 

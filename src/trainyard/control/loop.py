@@ -1,7 +1,9 @@
 """The control loop: one reconcile pass at a time over what the store says.
 
-Each pass looks at every job with a live gang (exits, silent workers, cancels),
-then asks admission which queued jobs to launch. Everything it decides is
+Each pass looks at every job with a live gang (exits, silent workers, stops),
+then hands the scheduling policy a snapshot and applies its decisions: launch,
+preempt (a hand-off: SIGTERM, a grace period to checkpoint, SIGKILL, back to
+the queue), and a reason for each job that waits. Everything it decides is
 written to the store with an event; after a restart, `recover()` rebuilds its
 view from the store and the backend's handles alone.
 """
@@ -13,6 +15,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,8 +23,10 @@ from sqlalchemy.orm import Session
 
 from trainyard.backends.base import Backend, GangLaunch, RankStatus
 from trainyard.config import ServerConfig
-from trainyard.scheduler.admission import Admission, Capacity, FifoAdmission, PendingJob
-from trainyard.spec import JobSpec, JobState, LaunchEnv, heartbeat_interval
+from trainyard.control import scheduling, teams
+from trainyard.scheduler.model import ClusterSnapshot, GangRequest, RunningGang
+from trainyard.scheduler.policy import TRAINYARD, PolicyConfig, schedule
+from trainyard.spec import JobSpec, JobState, LaunchEnv, Resources, heartbeat_interval
 from trainyard.storage import BlobStore, unpack_archive
 from trainyard.store import Store, repo
 from trainyard.store.tables import Attempt, Job, utcnow
@@ -45,12 +50,12 @@ class ControlLoop:
         store: Store,
         backend: Backend,
         config: ServerConfig,
-        admission: Admission | None = None,
+        policy: PolicyConfig = TRAINYARD,
     ):
         self.store = store
         self.backend = backend
         self.config = config
-        self.admission = admission or FifoAdmission()
+        self.policy = policy
         self.blobs = BlobStore(str(config.blobs))
         self._adopted_at: dict[tuple[str, int], datetime] = {}
         self._drivers: list[Callable[[ControlLoop], None]] = []
@@ -124,7 +129,7 @@ class ControlLoop:
                 driver(self)
             except Exception:  # noqa: BLE001 - a driver's bad pass must not stop the others
                 log.exception("driver %s failed", getattr(driver, "__name__", driver))
-        self._admit()
+        self._schedule()
 
     def _reconcile_job(self, s: Session, job: Job) -> None:
         att = repo.current_attempt(s, job)
@@ -139,8 +144,10 @@ class ControlLoop:
                 self._finish_cancel(s, job, att)
             return
         self._record_exits(s, job, att, statuses)
-        if job.cancel_requested:
-            self._drive_cancel(s, job, att, gang_alive)
+        if job.cancel_requested and att.stop_kind != "cancel":
+            self._begin_stop(s, job, att, "cancel", "the job is being cancelled; checkpoint and exit")
+        if att.stop_kind:  # exits now are the hand-off's, not a success or a failure
+            self._drive_stop(s, job, att, gang_alive)
             return
         failed = [st for st in statuses if not st.running and st.exit_code != 0]
         if failed:
@@ -206,33 +213,52 @@ class ControlLoop:
             if w.state in ("STARTING", "RUNNING"):
                 w.state = "KILLED"
         spec = JobSpec.model_validate(job.spec)
-        total = spec.max_restarts + 1
         if job.restarts >= spec.max_restarts:
             repo.set_state(s, job, JobState.FAILED, "failed",
-                           f"{why}; max_restarts ({spec.max_restarts}) exhausted after "
-                           f"attempt {att.number}/{total}")
+                           f"{why}; max_restarts ({spec.max_restarts}) exhausted on attempt {att.number}")
             return
         job.restarts += 1
         ckpts = repo.committed_checkpoints(s, job.id)
         start = f"from step {ckpts[0].step}" if ckpts else "from the beginning (no checkpoint yet)"
         repo.set_state(s, job, JobState.RESTARTING, "restarting",
-                       f"{why}; restarting {start}, attempt {att.number + 1}/{total}")
+                       f"{why}; restarting {start}, attempt {att.number + 1} "
+                       f"(restart {job.restarts}/{spec.max_restarts})")
 
-    def _drive_cancel(self, s: Session, job: Job, att: Attempt, gang_alive: bool) -> None:
-        """SIGTERM first so the code can checkpoint; SIGKILL after the grace period."""
-        now = utcnow()
-        if not gang_alive:
-            att.state, att.ended_at, att.reason = "STOPPED", now, "cancelled"
-            self._finish_cancel(s, job, att)
-            return
-        if not att.stop_requested:
-            att.stop_requested = True
-            att.launch = {**att.launch, "stop_sent_at": now.timestamp()}
+    def _begin_stop(self, s: Session, job: Job, att: Attempt, kind: str, reason: str,
+                    for_job: str | None = None) -> None:
+        """SIGTERM and a stop flag in the heartbeat reply, so the code can checkpoint and exit."""
+        att.stop_requested, att.stop_kind, att.stop_reason, att.stop_for = True, kind, reason, for_job
+        att.stop_sent_at = utcnow()
+        if att.launch:
             self.backend.signal(att.launch, signal.SIGTERM)
-            repo.add_event(s, job.id, "stopping",
-                           f"sent SIGTERM to attempt {att.number}; SIGKILL in {self.config.stop_grace_s:g} s")
-        elif now.timestamp() - att.launch.get("stop_sent_at", 0) > self.config.stop_grace_s:
+        grace = self.config.stop_grace_s if kind == "cancel" else self.config.preemption_grace_s
+        repo.add_event(s, job.id, "preempting" if kind == "preempt" else "stopping",
+                       f"{reason}; sent SIGTERM to attempt {att.number}, SIGKILL in {grace:g} s")
+
+    def _drive_stop(self, s: Session, job: Job, att: Attempt, gang_alive: bool) -> None:
+        if not gang_alive:
+            att.ended_at = utcnow()
+            if att.stop_kind == "preempt":
+                self._finish_preempt(s, job, att)
+            else:
+                att.state, att.reason = "STOPPED", "cancelled"
+                self._finish_cancel(s, job, att)
+            return
+        grace = self.config.stop_grace_s if att.stop_kind == "cancel" else self.config.preemption_grace_s
+        if _age_s(att.stop_sent_at, utcnow()) > grace:
             self.backend.signal(att.launch, signal.SIGKILL)
+
+    def _finish_preempt(self, s: Session, job: Job, att: Attempt) -> None:
+        """Back to the queue, keeping its checkpoints; a preemption is not a restart."""
+        att.state, att.reason = "PREEMPTED", att.stop_reason or "preempted"
+        self._release(att)
+        for w in repo.workers_of(s, job.id, att.number):
+            if w.state in ("STARTING", "RUNNING"):
+                w.state = "KILLED"
+        ckpts = repo.committed_checkpoints(s, job.id)
+        resume = f"resumes from step {ckpts[0].step}" if ckpts else "restarts from the beginning"
+        repo.set_state(s, job, JobState.QUEUED, "preempted",
+                       f"{att.reason}; all ranks gone, back in the queue; {resume}")
 
     def _finish_cancel(self, s: Session, job: Job, att: Attempt) -> None:
         self._release(att)
@@ -247,28 +273,66 @@ class ControlLoop:
             cleanup(att.launch)
         self._adopted_at.pop((att.job_id, att.number), None)
 
-    # -- admission and launch -----------------------------------------------------
+    # -- scheduling and launch -----------------------------------------------------
 
-    def _admit(self) -> None:
+    def _schedule(self) -> None:
+        """One policy cycle over a snapshot of the store; its decisions applied."""
         with self.store.session() as s:
-            used = Capacity(0, 0, 0)
-            pending: list[PendingJob] = []
+            running: list[RunningGang] = []
+            pending: list[GangRequest] = []
+            stopping: dict[str, str] = {}  # job being stopped -> the job it makes room for
+            queued: dict[str, Job] = {}
             for job in repo.jobs_in(s, [JobState.QUEUED, *repo.ACTIVE_STATES]):
                 spec = JobSpec.model_validate(job.spec)
                 att = repo.current_attempt(s, job)
-                holds = att is not None and att.launch and (
-                    att.state == "RUNNING" or any(st.running for st in self.backend.poll(att.launch)))
-                if holds:
-                    used = used.plus(spec.resources)
+                if att is not None and att.launch and (
+                        att.state == "RUNNING" or any(st.running for st in self.backend.poll(att.launch))):
+                    ckpts = repo.committed_checkpoints(s, job.id)
+                    running.append(scheduling.running_gang(job, spec, att, ckpts[0] if ckpts else None))
+                    if att.stop_kind:
+                        stopping[job.id] = att.stop_for or ""
                 elif job.state in (JobState.QUEUED, JobState.RESTARTING):
-                    pending.append(PendingJob(job.id, job.team, job.priority, spec.resources,
-                                              restarting=job.state == JobState.RESTARTING))
+                    pending.append(scheduling.gang_request(job, spec))
+                    queued[job.id] = job
+            # A job that preemption is making room for waits until its victims are gone.
+            pending = [p for p in pending if p.id not in stopping.values()]
             if not pending:
                 return
-            for job_id in self.admission.admit(pending, self.backend.capacity(), used):
-                self._launch(s, repo.get_job(s, job_id))
+            team_list, classes = teams.policy_inputs(s)
+            snapshot = ClusterSnapshot(nodes=tuple(self.backend.nodes()), running=tuple(running),
+                                       pending=tuple(pending), teams=team_list,
+                                       priority_classes=classes, now=utcnow().timestamp())
+            decisions = schedule(snapshot, self.policy)
+            making_room = set()
+            for p in decisions.preempt:
+                if p.job_id in stopping:
+                    continue
+                victim = repo.get_job(s, p.job_id)
+                att = repo.current_attempt(s, victim)
+                if att is not None:
+                    self._begin_stop(s, victim, att, "preempt", f"preempted for {p.for_job}: {p.reason}",
+                                     for_job=p.for_job)
+                    making_room.add(p.for_job)
+            free = self._free_capacity(running)
+            for admit in decisions.admit:
+                job = queued[admit.job_id]
+                need = JobSpec.model_validate(job.spec).resources
+                if admit.job_id in making_room or not free.fits(need):
+                    continue  # launched once its victims are gone, on the next passes
+                free = free.minus(need)
+                self._launch(s, job, admit.placement)
+            for job_id, why in decisions.reasons.items():
+                job = queued.get(job_id)
+                if job is not None and job.state == JobState.QUEUED and job.reason != why:
+                    job.reason = why
 
-    def _launch(self, s: Session, job: Job) -> None:
+    def _free_capacity(self, running: list[RunningGang]) -> Headroom:
+        cap = self.backend.capacity()
+        return Headroom(cap.cpus - sum(g.job.cpus for g in running),
+                        cap.gpus - sum(g.job.gpus for g in running),
+                        cap.memory_gb - sum(g.job.memory_gb for g in running))
+
+    def _launch(self, s: Session, job: Job, placement: dict[str, int] | None = None) -> None:
         spec = JobSpec.model_validate(job.spec)
         number = job.attempt + 1
         code_dir = self._code_dir(job)
@@ -297,16 +361,15 @@ class ControlLoop:
                           log_dir=self.config.logs / job.id / f"attempt-{number}",
                           resources=spec.resources, env=env)
         try:
-            att.launch = self.backend.launch(gang)
+            att.launch = {**self.backend.launch(gang), "placement": placement or {}}
         except (OSError, RuntimeError) as exc:
             att.launch = {}
             self._fail_attempt(s, job, att, f"launch failed: {exc}")
             return
-        total = spec.max_restarts + 1
         start = f"restoring from step {att.restore_step}" if att.restore_step is not None else "fresh start"
         repo.set_state(s, job, JobState.STARTING, "launched",
-                       f"attempt {number}/{total} launched: {spec.resources.workers} ranks on "
-                       f"{self.backend.name} ({start})")
+                       f"attempt {number} launched: {spec.resources.workers} ranks on {self.backend.name} "
+                       f"({start}; restarts used {job.restarts}/{spec.max_restarts})")
 
     def _code_dir(self, job: Job) -> Path:
         """The job's code, unpacked once from its archive and shared by its attempts."""
@@ -318,3 +381,19 @@ class ControlLoop:
             tmp.rename(code_dir)
         code_dir.mkdir(parents=True, exist_ok=True)
         return code_dir
+
+
+@dataclass(frozen=True)
+class Headroom:
+    """Free resources as the loop counts them: a guard against launching past capacity."""
+
+    cpus: float
+    gpus: int
+    memory_gb: float
+
+    def fits(self, r: Resources) -> bool:
+        return (r.total_cpus <= self.cpus + 1e-9 and r.total_gpus <= self.gpus
+                and r.total_memory_gb <= self.memory_gb + 1e-9)
+
+    def minus(self, r: Resources) -> Headroom:
+        return Headroom(self.cpus - r.total_cpus, self.gpus - r.total_gpus, self.memory_gb - r.total_memory_gb)

@@ -18,7 +18,7 @@ def heartbeat(s: Session, job_id: str, attempt: int, rank: int, host: str, pid: 
     job, att = repo.fenced_attempt(s, job_id, attempt)
     repo.record_heartbeat(s, job, attempt, rank, host, pid, step, utcnow())
     if att.stop_requested or job.cancel_requested:
-        return {"stop": True, "reason": "the job is being cancelled; checkpoint and exit"}
+        return {"stop": True, "reason": att.stop_reason or "the job is being cancelled; checkpoint and exit"}
     return {"stop": False, "reason": None}
 
 

@@ -38,7 +38,7 @@ def add_event(s: Session, job_id: str, kind: str, reason: str) -> None:
     s.add(Event(job_id=job_id, kind=kind, reason=reason, time=utcnow()))
 
 
-def create_job(s: Session, spec: JobSpec, code: dict[str, Any]) -> Job:
+def create_job(s: Session, spec: JobSpec, code: dict[str, Any], priority: int = 0) -> Job:
     job = Job(
         id=new_job_id(spec.name),
         name=spec.name,
@@ -51,7 +51,7 @@ def create_job(s: Session, spec: JobSpec, code: dict[str, Any]) -> Job:
         code_git_dirty=code.get("git_dirty"),
         state=JobState.QUEUED,
         reason="waiting for capacity",
-        priority=spec.priority,
+        priority=priority,
     )
     s.add(job)
     s.flush()

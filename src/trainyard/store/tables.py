@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -58,10 +58,35 @@ class Attempt(Base):
     launch: Mapped[dict] = mapped_column(JSON, default=dict)  # backend handle: pids, dirs, port
     restore_step: Mapped[int | None] = mapped_column(Integer)
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    stop_kind: Mapped[str | None] = mapped_column(String(16))  # cancel | preempt
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    stop_for: Mapped[str | None] = mapped_column(String(80))  # the job a preemption makes room for
+    stop_sent_at: Mapped[datetime | None]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_attempts_job_number", "job_id", "number", unique=True),)
+
+
+class TeamRow(Base):
+    """A team's quota; seeded from the operator's file, edited through the admin api."""
+
+    __tablename__ = "teams"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gpus: Mapped[int | None] = mapped_column(Integer)
+    cpus: Mapped[float | None] = mapped_column(Float)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    cohort: Mapped[str | None] = mapped_column(String(64))
+    borrowing_limit_gpus: Mapped[int | None] = mapped_column(Integer)
+    borrowing_limit_cpus: Mapped[float | None] = mapped_column(Float)
+
+
+class PriorityClassRow(Base):
+    __tablename__ = "priority_classes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
 
 
 class Worker(Base):

@@ -1,0 +1,52 @@
+"""The store and the backend as the policy sees them: a ClusterSnapshot of jobs and nodes.
+
+Pure translation, both ways: rows in, `scheduler.model` values out. Which jobs to
+hold back while a preemption drains, and how decisions become launches and
+stops, stays in the control loop.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from trainyard.backends.local import NODE_NAME as LOCAL_NODE
+from trainyard.scheduler.model import GangRequest, RunningGang
+from trainyard.spec import JobSpec
+from trainyard.store.tables import Attempt, Checkpoint, Job
+
+
+def timestamp(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def gang_request(job: Job, spec: JobSpec) -> GangRequest:
+    r = spec.resources
+    return GangRequest(
+        id=job.id,
+        gpus=r.total_gpus,
+        team=job.team,
+        priority=spec.priority,
+        submit_time=timestamp(job.created_at) or 0.0,
+        gpus_per_worker=r.gpus_per_worker,
+        cpus=r.total_cpus,
+        memory_gb=r.total_memory_gb,
+        gpu_type=r.gpu_type,
+        allow_spot=spec.allow_spot,
+        preemptible=spec.preemptible,
+        expected_duration=spec.expected_duration_s,
+    )
+
+
+def running_gang(job: Job, spec: JobSpec, att: Attempt, newest: Checkpoint | None) -> RunningGang:
+    placement = att.launch.get("placement") or {LOCAL_NODE: spec.resources.total_gpus}
+    return RunningGang(
+        job=gang_request(job, spec),
+        placement=dict(placement),
+        start_time=timestamp(att.started_at) or 0.0,
+        last_checkpoint_time=timestamp(newest.created_at) if newest is not None else None,
+        checkpoint_every_s=spec.checkpoint.every_seconds,
+    )

@@ -1,0 +1,74 @@
+"""Teams, quotas and priority classes: kept in the store, seeded from the operator's file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from trainyard.scheduler.model import PriorityClass, Team
+from trainyard.spec import (
+    DEFAULT_PRIORITY_CLASSES,
+    SchedulingSpec,
+    SpecError,
+    TeamSpec,
+    field_errors,
+    load_spec_file,
+)
+from trainyard.store.tables import PriorityClassRow, TeamRow
+
+
+def load_file(path: str | Path) -> SchedulingSpec:
+    from pydantic import ValidationError
+
+    try:
+        return SchedulingSpec.model_validate(load_spec_file(path))
+    except ValidationError as exc:
+        raise SpecError(field_errors(exc)) from None
+
+
+def put_team(s: Session, team: TeamSpec) -> None:
+    row = s.get(TeamRow, team.name) or TeamRow(name=team.name)
+    for key, value in team.model_dump().items():
+        setattr(row, key, value)
+    s.add(row)
+
+
+def delete_team(s: Session, name: str) -> bool:
+    row = s.get(TeamRow, name)
+    if row is not None:
+        s.delete(row)
+    return row is not None
+
+
+def put_priority_class(s: Session, name: str, value: int) -> None:
+    row = s.get(PriorityClassRow, name) or PriorityClassRow(name=name)
+    row.value = value
+    s.add(row)
+
+
+def seed(s: Session, spec: SchedulingSpec) -> None:
+    """Apply the operator's file: its teams and classes replace what the store had of them."""
+    for team in spec.teams:
+        put_team(s, team)
+    for name, value in spec.priority_classes.items():
+        put_priority_class(s, name, value)
+
+
+def teams(s: Session) -> list[TeamSpec]:
+    rows = s.scalars(select(TeamRow).order_by(TeamRow.name)).all()
+    return [TeamSpec.model_validate({c: getattr(r, c) for c in TeamSpec.model_fields}) for r in rows]
+
+
+def priority_classes(s: Session) -> dict[str, int]:
+    rows = s.scalars(select(PriorityClassRow)).all()
+    classes = {r.name: r.value for r in rows} or dict(DEFAULT_PRIORITY_CLASSES)
+    return dict(sorted(classes.items(), key=lambda kv: kv[1]))
+
+
+def policy_inputs(s: Session) -> tuple[tuple[Team, ...], tuple[PriorityClass, ...]]:
+    """The store's config in the policy's words."""
+    ts = tuple(Team(**t.model_dump()) for t in teams(s))
+    pcs = tuple(PriorityClass(name, value) for name, value in priority_classes(s).items())
+    return ts, pcs
