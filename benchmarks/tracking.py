@@ -69,19 +69,22 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 120)
 
 # -- client processes -------------------------------------------------------------
 
-# Each client process builds its points first, waits for the common start time, sends
-# `batches` batches, and prints (start, end, points). The MLflow one runs in MLflow's venv.
+# Each client process builds its points first (then freezes them out of the GC's way), says
+# "ready", waits for "go" on stdin so that all start together, sends `batches` batches and
+# prints (start, end, points). The MLflow one runs in MLflow's venv.
 
 TRAINYARD_CLIENT = """
-import json, sys, time
+import gc, json, sys, time
 from trainyard.client import Client
-url, run_id, worker, batches, batch, start_at, encoding = sys.argv[1:8]
-worker, batches, batch, start_at = int(worker), int(batches), int(batch), float(start_at)
+url, run_id, worker, batches, batch, encoding = sys.argv[1:7]
+worker, batches, batch = int(worker), int(batches), int(batch)
 c = Client(url)
 base = worker * batches * batch
 data = [[{"key": "loss", "step": base + b * batch + i, "timestamp": 1.7e9 + b + i / batch,
           "value": 1.0 / (1 + b * batch + i)} for i in range(batch)] for b in range(batches)]
-time.sleep(max(0.0, start_at - time.time()))
+gc.freeze()
+print("ready", flush=True)
+sys.stdin.readline()
 t0 = time.time()
 for points in data:
     c.log_metrics(run_id, points, encoding=encoding)
@@ -89,16 +92,18 @@ print(json.dumps([t0, time.time(), batches * batch]))
 """
 
 MLFLOW_CLIENT = """
-import json, sys, time
+import gc, json, sys, time
 from mlflow.tracking import MlflowClient
 from mlflow.entities import Metric
-url, run_id, worker, batches, batch, start_at = sys.argv[1:7]
-worker, batches, batch, start_at = int(worker), int(batches), int(batch), float(start_at)
+url, run_id, worker, batches, batch = sys.argv[1:6]
+worker, batches, batch = int(worker), int(batches), int(batch)
 c = MlflowClient(url)
 base = worker * batches * batch
 data = [[Metric("loss", 1.0 / (1 + b * batch + i), 1700000000000 + base + b * batch + i, base + b * batch + i)
          for i in range(batch)] for b in range(batches)]
-time.sleep(max(0.0, start_at - time.time()))
+gc.freeze()
+print("ready", flush=True)
+sys.stdin.readline()
 t0 = time.time()
 for metrics in data:
     c.log_batch(run_id, metrics=metrics)
@@ -110,6 +115,8 @@ import json, sys, time
 from mlflow.tracking import MlflowClient
 url, run_id, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 c = MlflowClient(url)
+print("ready", flush=True)
+sys.stdin.readline()
 n, t0 = 0, time.time()
 while time.time() - t0 < seconds:
     c.log_metric(run_id, "single", float(n), step=n)
@@ -132,10 +139,16 @@ print(json.dumps({"points": n, "ms": times}))
 
 
 def run_clients(python: str, code: str, args_for: Any, clients: int) -> tuple[float, int]:
-    """Start `clients` processes together; returns (points/s over the whole window, points)."""
-    start_at = time.time() + 3.0 + clients
-    procs = [subprocess.Popen([python, "-c", code, *map(str, args_for(w, start_at))], cwd=REPO,
-                              stdout=subprocess.PIPE, text=True) for w in range(clients)]
+    """Start `clients` processes, let them all go at once; returns (points/s over the whole
+    window from the first start to the last finish, points sent)."""
+    procs = [subprocess.Popen([python, "-c", code, *map(str, args_for(w))], cwd=REPO, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE) for w in range(clients)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready", "a client failed to start"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
     results = []
     for p in procs:
         out, _ = p.communicate(timeout=1800)
@@ -172,7 +185,7 @@ def bench_trainyard(url: str, points: int, clients: int) -> dict[str, float]:
             per_client = max(1, points // (clients * BATCH))
             rate, n = run_clients(
                 sys.executable, TRAINYARD_CLIENT,
-                lambda w, at, r=run_id, e=encoding, k=per_client: (url, r, w, k, BATCH, at, e), clients)
+                lambda w, r=run_id, e=encoding, k=per_client: (url, r, w, k, BATCH, e), clients)
             stored = c.metric_columns(run_id, "loss", max_points=2)["total"]
             assert stored == n, f"{stored} stored of {n} sent"
             results[encoding] = rate
@@ -243,13 +256,12 @@ def bench_mlflow(work: Path, clients: int) -> dict[str, float]:
 
         run_id = new_run("ingest")
         batches = HISTORY_POINTS // (clients * BATCH)  # the same run then serves the history query
-        rate, n = run_clients(python, MLFLOW_CLIENT, lambda w, at: (url, run_id, w, batches, BATCH, at),
-                              clients)
+        rate, n = run_clients(python, MLFLOW_CLIENT, lambda w: (url, run_id, w, batches, BATCH), clients)
         results["ingest"] = rate
         emit(measure="ingest_points_per_s", system="mlflow", encoding="log_batch", batch=BATCH,
              clients=clients, points=n, value=round(rate))
 
-        rate, _ = run_clients(python, MLFLOW_SINGLE, lambda w, at: (url, new_run(f"single-{w}"), 3.0), 1)
+        rate, _ = run_clients(python, MLFLOW_SINGLE, lambda w: (url, new_run(f"single-{w}"), 3.0), 1)
         results["single"] = rate
         emit(measure="single_point_calls_per_s", system="mlflow", value=round(rate, 1))
 
