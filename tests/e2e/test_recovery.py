@@ -18,10 +18,12 @@ pytestmark = pytest.mark.slow
 DIGITS = REPO / "examples" / "digits"
 
 
-def digits_spec(tmp_path: Path, **hparams) -> Path:
+def digits_spec(tmp_path: Path, priority: str | None = None, **hparams) -> Path:
     spec = yaml.safe_load((DIGITS / "job.yaml").read_text())
     spec["code"] = str(DIGITS)
     spec["hyperparameters"] = {**spec.get("hyperparameters", {}), **hparams}
+    if priority is not None:
+        spec["priority"] = priority
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path

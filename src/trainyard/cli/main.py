@@ -13,6 +13,7 @@ from rich.live import Live
 
 from trainyard.cli import render, runs, scheduling, sweep
 from trainyard.cli.errors import call, err, fail
+from trainyard.cli.sim import sim
 from trainyard.client import Client, ServerUnavailable, TrainyardError
 from trainyard.spec import SpecError, load_spec_file, parse_job_spec
 
@@ -22,6 +23,7 @@ app.add_typer(sweep.app, name="sweep")
 app.add_typer(runs.app, name="runs")
 app.add_typer(scheduling.teams_app, name="teams")
 app.command("queue")(scheduling.queue)
+app.command("sim")(sim)
 out = Console()
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",

@@ -320,7 +320,7 @@ class ControlLoop:
                 if admit.job_id in making_room or not free.fits(need):
                     continue  # launched once its victims are gone, on the next passes
                 free = free.minus(need)
-                self._launch(s, job, admit.placement)
+                self._launch(s, job, admit.placement, opportunistic=admit.opportunistic)
             for job_id, why in decisions.reasons.items():
                 job = queued.get(job_id)
                 if job is not None and job.state == JobState.QUEUED and job.reason != why:
@@ -332,7 +332,8 @@ class ControlLoop:
                         cap.gpus - sum(g.job.gpus for g in running),
                         cap.memory_gb - sum(g.job.memory_gb for g in running))
 
-    def _launch(self, s: Session, job: Job, placement: dict[str, int] | None = None) -> None:
+    def _launch(self, s: Session, job: Job, placement: dict[str, int] | None = None,
+                opportunistic: bool = False) -> None:
         spec = JobSpec.model_validate(job.spec)
         number = job.attempt + 1
         code_dir = self._code_dir(job)
@@ -361,7 +362,8 @@ class ControlLoop:
                           log_dir=self.config.logs / job.id / f"attempt-{number}",
                           resources=spec.resources, env=env)
         try:
-            att.launch = {**self.backend.launch(gang), "placement": placement or {}}
+            att.launch = {**self.backend.launch(gang), "placement": placement or {},
+                          "opportunistic": opportunistic}
         except (OSError, RuntimeError) as exc:
             att.launch = {}
             self._fail_attempt(s, job, att, f"launch failed: {exc}")

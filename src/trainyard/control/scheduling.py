@@ -49,4 +49,5 @@ def running_gang(job: Job, spec: JobSpec, att: Attempt, newest: Checkpoint | Non
         start_time=timestamp(att.started_at) or 0.0,
         last_checkpoint_time=timestamp(newest.created_at) if newest is not None else None,
         checkpoint_every_s=spec.checkpoint.every_seconds,
+        opportunistic=bool(att.launch.get("opportunistic")),
     )
