@@ -85,3 +85,13 @@ def test_bad_spec_is_refused_naming_the_field(server, tmp_path, fields, field):
     assert res.returncode != 0
     assert field in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert client.jobs() == []
+
+
+def test_logs_follow_streams_until_the_job_ends(server, tmp_path):
+    spec = write_job(tmp_path, "import time\nfor i in range(8):\n    print('line', i, flush=True)\n"
+                     "    time.sleep(0.25)\n", resources={"workers": 1, "cpus_per_worker": 0.5, "memory_gb": 0.5})
+    job_id = server.yard("submit", str(spec), "-q").stdout.strip()
+    res = server.yard("logs", job_id, "--follow", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert [f"line {i}" for i in range(8)] == [ln for ln in res.stdout.splitlines() if ln.startswith("line")]
+    assert server.client().job(job_id)["state"] == "SUCCEEDED"
