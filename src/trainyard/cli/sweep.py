@@ -25,6 +25,7 @@ from trainyard.tuning import parse_sweep_spec
 TRIAL_STYLE = {"RUNNING": "green", "COMPLETE": "bold green", "PRUNED": "yellow", "FAILED": "bold red",
                "CANCELLED": "dim"}
 SWEEP_ENDED = ("SUCCEEDED", "FAILED", "CANCELLED")
+EVENTS_SHOWN = 12
 
 
 class _FileOrCommand(TyperGroup):
@@ -166,11 +167,18 @@ def watch(sweep_id: str, server_url: ServerOpt = None) -> None:
 
 @app.command()
 def status(sweep_id: str, server_url: ServerOpt = None) -> None:
-    """A sweep's trials: params, state, metric, how far each got and where it was pruned."""
+    """A sweep's trials (params, state, metric, how far each got, where pruned) and its last events."""
     with Client(server_url) as client:
         sweep = call(client.sweep, sweep_id)
         trials = call(client.sweep_trials, sweep_id)
+        events = call(client.sweep_events, sweep_id)
     out.print(sweep_view(sweep, trials))
+    table = Table(title="events", title_justify="left", box=None, header_style="bold")
+    for col in ("TIME", "KIND", "REASON"):
+        table.add_column(col)
+    for e in events[-EVENTS_SHOWN:]:
+        table.add_row(render.parse_time(e["time"]).strftime("%H:%M:%S"), e["kind"], e["reason"])
+    out.print(table)
 
 
 @app.command()
