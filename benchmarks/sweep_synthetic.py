@@ -5,7 +5,8 @@
    line per function and sampler with the median over seeds of the best value
    found. Random is the baseline TPE is compared to.
 2. Overhead per trial, on an otherwise idle server: trial submitted (its job
-   created) → its first logged step, split at the launch. Baseline, same run:
+   created) → its first logged step, split at the launch; and, one trial at a
+   time, a trial's end → the next trial's submission. Baseline, same run:
    the same script run standalone (interpreter, imports, init, first log).
    Target: ≤ 2 s.
 
@@ -112,9 +113,13 @@ def quality(http: httpx.Client, env: dict, tmp: Path, args: argparse.Namespace) 
 def overhead(http: httpx.Client, env: dict, tmp: Path, n: int) -> None:
     sid = start_sweep(env, tmp, "overhead", "branin", "random", 0, n, 1)
     wait(lambda: finished(http, [sid]), 600, 1.0)
-    to_launch, to_step, total = [], [], []
+    to_launch, to_step, total, handoff = [], [], [], []
+    previous_end = None
     for t in http.get(f"/v1/sweeps/{sid}/trials").json()["items"]:
         job = http.get(f"/v1/training-jobs/{t['job_id']}").json()
+        if previous_end is not None:  # parallelism 1: the driver's turnaround, trial ended -> next asked
+            handoff.append(ts(job["created_at"]) - previous_end)
+        previous_end = ts(job["finished_at"])
         events = http.get(f"/v1/training-jobs/{t['job_id']}/events").json()["items"]
         launched = min(ts(e["time"]) for e in events if e["kind"] == "launched")
         points = http.get(f"/v1/training-jobs/{t['job_id']}/metrics/value").json()["points"]
@@ -136,6 +141,7 @@ def overhead(http: httpx.Client, env: dict, tmp: Path, n: int) -> None:
                       "submit_to_first_step_max": round(max(total), 3),
                       "submit_to_launch_median": round(statistics.median(to_launch), 3),
                       "launch_to_first_step_median": round(statistics.median(to_step), 3),
+                      "trial_end_to_next_submit_median": round(statistics.median(handoff), 3),
                       "baseline_standalone_run_median": round(statistics.median(baseline), 3),
                       "target_s": TARGET_OVERHEAD_S, "met": med <= TARGET_OVERHEAD_S}), flush=True)
 
