@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
+SNAPSHOT_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?@v[1-9][0-9]{0,8}$"  # a dataset snapshot: NAME@vN
 
 
 class _Strict(BaseModel):
@@ -88,6 +90,8 @@ class JobSpec(_Strict):
     experiment: str | None = Field(None, pattern=NAME_PATTERN)
     entrypoint: list[str] = Field(min_length=1, description="argv run in the code directory.")
     code: str = Field(".", description="Directory snapshotted as the job's code.")
+    dataset: str | None = Field(None, description="A dataset snapshot NAME@vN of the job's project; each rank "
+                                "gets a verified read-only copy at ctx.dataset_dir.")
     hyperparameters: dict[str, Any] = {}
     resources: Resources = Resources()
     checkpoint: CheckpointPolicy = CheckpointPolicy()
@@ -106,6 +110,14 @@ class JobSpec(_Strict):
     def _entrypoint_words(cls, value: list[str]) -> list[str]:
         if not value or not value[0].strip():
             raise ValueError("entrypoint must start with a program, e.g. [python, train.py]")
+        return value
+
+    @field_validator("dataset")
+    @classmethod
+    def _snapshot_ref(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(SNAPSHOT_PATTERN, value):
+            raise ValueError(f"{value!r} is not a snapshot; name one as NAME@vN, e.g. digits@v1 "
+                             "(see `yard datasets list`)")
         return value
 
     @field_validator("hyperparameters")
@@ -244,6 +256,7 @@ class LaunchEnv:
     CHECKPOINT_POLICY = "TRAINYARD_CHECKPOINT_POLICY"  # JSON of CheckpointPolicy
     HEARTBEAT_INTERVAL_S = "TRAINYARD_HEARTBEAT_INTERVAL_S"
     RUN_DIR = "TRAINYARD_RUN_DIR"  # standalone runs: where checkpoints go without a server
+    DATASET_DIR = "TRAINYARD_DATASET_DIR"  # the job's dataset snapshot, verified and read-only
 
 
 def heartbeat_interval(timeout_s: float) -> float:
