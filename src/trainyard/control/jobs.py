@@ -7,6 +7,7 @@ from typing import Any
 from trainyard.backends import Capacity
 from trainyard.control import teams
 from trainyard.control.loop import ControlLoop
+from trainyard.data import snapshots
 from trainyard.spec import JobSpec, JobState, SpecError
 from trainyard.storage import BlobStore
 from trainyard.store import Store, repo
@@ -47,6 +48,8 @@ def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: JobSpec,
         if spec.priority not in classes:
             raise SpecError([{"field": "priority", "message": f"unknown priority class {spec.priority!r}; "
                               f"use one of {', '.join(classes)}"}])
+        if spec.dataset:  # a snapshot of another project, or none: refused now, not at launch
+            snapshots.resolve_for_job(s, spec.dataset, spec.project)
         job = repo.create_job(s, spec, code, priority=classes[spec.priority])
     loop.nudge()
     return job

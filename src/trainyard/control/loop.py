@@ -24,12 +24,15 @@ from sqlalchemy.orm import Session
 from trainyard.backends.base import Backend, GangLaunch, RankStatus
 from trainyard.config import ServerConfig
 from trainyard.control import scheduling, teams
+from trainyard.data import local_copy, snapshots
+from trainyard.data.local_copy import TamperedSnapshot
 from trainyard.scheduler.model import ClusterSnapshot, GangRequest, RunningGang
 from trainyard.scheduler.policy import TRAINYARD, PolicyConfig, schedule
 from trainyard.spec import JobSpec, JobState, LaunchEnv, Resources, heartbeat_interval
 from trainyard.storage import BlobStore, unpack_archive
 from trainyard.store import Store, repo
 from trainyard.store.tables import Attempt, Job, utcnow
+from trainyard.tracking import lineage
 
 log = logging.getLogger("trainyard.control")
 
@@ -358,6 +361,11 @@ class ControlLoop:
         for rank in range(spec.resources.workers):
             s.add(repo.Worker(job_id=job.id, attempt=number, rank=rank, state="STARTING"))
         s.flush()
+        try:
+            env.update(self._dataset_env(s, job, spec))
+        except (TamperedSnapshot, repo.NotFound) as exc:
+            self._fail_on_inputs(s, job, att, str(exc))
+            return
         gang = GangLaunch(job_id=job.id, attempt=number, entrypoint=spec.entrypoint, code_dir=code_dir,
                           log_dir=self.config.logs / job.id / f"attempt-{number}",
                           resources=spec.resources, env=env)
@@ -372,6 +380,27 @@ class ControlLoop:
         repo.set_state(s, job, JobState.STARTING, "launched",
                        f"attempt {number} launched: {spec.resources.workers} ranks on {self.backend.name} "
                        f"({start}; restarts used {job.restarts}/{spec.max_restarts})")
+
+    def _dataset_env(self, s: Session, job: Job, spec: JobSpec) -> dict[str, str]:
+        """Materialise and verify the job's dataset snapshot; note what the run is made from."""
+        snap = None
+        if spec.dataset:
+            name, version = snapshots.parse_ref(spec.dataset)
+            snap = snapshots.get_version(s, name, version)
+        lineage.record_launch(s, job, snap)
+        if snap is None:
+            return {}
+        path = local_copy.materialise(self.blobs, self.config.home / "datasets", spec.dataset,
+                                      snap.digest, snap.files)
+        return {LaunchEnv.DATASET_DIR: str(path)}
+
+    def _fail_on_inputs(self, s: Session, job: Job, att: Attempt, why: str) -> None:
+        """A permanent input error (a tampered snapshot): fail the job, since every restart would too."""
+        att.state, att.ended_at, att.reason = "FAILED", utcnow(), why
+        for w in repo.workers_of(s, job.id, att.number):
+            w.state = "KILLED"
+        repo.set_state(s, job, JobState.FAILED, "failed",
+                       f"{why}; not restarted: every attempt would read the same data")
 
     def _code_dir(self, job: Job) -> Path:
         """The job's code, unpacked once from its archive and shared by its attempts."""

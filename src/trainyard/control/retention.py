@@ -2,6 +2,7 @@
 
 Runs when a checkpoint is committed. A checkpoint leaves the COMMITTED set in
 the store before its files are removed, so no restore ever picks a half-deleted one.
+A checkpoint a model version points to is kept whatever the policy says.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import fsspec
 from sqlalchemy.orm import Session
 
+from trainyard.registry.pins import pinned_steps
 from trainyard.spec import CheckpointPolicy, CheckpointSummary
 from trainyard.store import repo
 
@@ -21,6 +23,7 @@ def apply(s: Session, job_id: str, policy: CheckpointPolicy) -> list[str]:
     """Mark checkpoints outside the policy DELETED and remove their files; returns their uris."""
     committed = repo.committed_checkpoints(s, job_id)
     keep = policy.retained([CheckpointSummary(step=c.step, metrics=c.metrics) for c in committed])
+    keep |= pinned_steps(s, job_id)
     doomed = [c for c in committed if c.step not in keep]
     for c in doomed:
         c.state = "DELETED"

@@ -1,0 +1,146 @@
+"""Dataset snapshots in the store: NAME@vN, immutable, owned by a project.
+
+A snapshot's files live in the blob store under their sha256, so an unchanged
+file is stored once however many versions name it. A version is written only
+after every file it names is stored with the size its manifest says; making
+the same manifest again returns the version that already holds it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from trainyard.data import manifest
+from trainyard.spec import SNAPSHOT_PATTERN, SpecError
+from trainyard.storage import BlobStore
+from trainyard.store.registry_tables import Dataset, DatasetVersion
+from trainyard.store.repo import NotFound
+from trainyard.store.tables import utcnow
+
+
+class DatasetError(SpecError):
+    """A dataset request that cannot be done as asked: a 422 naming `field` and the fix."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__([{"field": field, "message": message}])
+
+
+def blob_key(sha256: str) -> str:
+    return f"datasets/sha256/{sha256[:2]}/{sha256}"
+
+
+def missing_blobs(blobs: BlobStore, digests: Sequence[str]) -> list[str]:
+    """Which of these file digests the blob store does not hold yet (upload only those)."""
+    for i, d in enumerate(digests):
+        if not manifest.SHA256_HEX.match(d):
+            raise DatasetError(f"sha256.{i}", f"{d!r} is not 64 lowercase hex digits")
+    return [d for d in dict.fromkeys(digests) if not blobs.exists(blob_key(d))]
+
+
+def parse_ref(ref: str, field: str = "dataset") -> tuple[str, int]:
+    if not re.match(SNAPSHOT_PATTERN, ref):
+        raise DatasetError(field, f"{ref!r} is not a snapshot; name one as NAME@vN, e.g. digits@v1")
+    name, version = ref.rsplit("@v", 1)
+    return name, int(version)
+
+
+def ref_of(v: DatasetVersion) -> str:
+    return f"{v.dataset}@v{v.version}"
+
+
+def get_dataset(s: Session, name: str) -> Dataset:
+    ds = s.get(Dataset, name)
+    if ds is None:
+        raise NotFound(f"no dataset {name!r}; make one with `yard datasets create {name} PATH`")
+    return ds
+
+
+def versions_of(s: Session, name: str) -> list[DatasetVersion]:
+    return list(s.scalars(select(DatasetVersion).where(DatasetVersion.dataset == name)
+                          .order_by(DatasetVersion.version.desc())))
+
+
+def get_version(s: Session, name: str, version: int) -> DatasetVersion:
+    get_dataset(s, name)
+    row = s.scalars(select(DatasetVersion).where(DatasetVersion.dataset == name,
+                                                 DatasetVersion.version == version)).first()
+    if row is None:
+        raise NotFound(f"dataset {name} has no version v{version}; see `yard datasets show {name}`")
+    return row
+
+
+def list_datasets(s: Session, project: str | None = None) -> list[tuple[Dataset, int, DatasetVersion | None]]:
+    """(dataset, version count, latest version) per dataset, by name."""
+    stmt = select(Dataset).order_by(Dataset.name)
+    if project:
+        stmt = stmt.where(Dataset.project == project)
+    out = []
+    for ds in s.scalars(stmt):
+        versions = versions_of(s, ds.name)
+        out.append((ds, len(versions), versions[0] if versions else None))
+    return out
+
+
+def create_version(
+    s: Session, blobs: BlobStore, name: str, project: str, files: list[dict[str, Any]],
+    source: str = "", description: str = "", actor: str = "",
+) -> tuple[DatasetVersion, bool]:
+    """Make NAME@vN from a manifest whose files are all stored; (version, created). An unchanged
+    manifest returns the latest version, not a new one."""
+    try:
+        entries = manifest.check(files)
+    except manifest.ManifestError as exc:
+        raise DatasetError(exc.field, str(exc)) from None
+    ds = s.get(Dataset, name, with_for_update=True)
+    if ds is not None and ds.project != project:
+        raise DatasetError("project", f"dataset {name} belongs to project {ds.project}; "
+                                      f"choose another name for a dataset of project {project}")
+    for i, f in enumerate(entries):
+        key = blob_key(f["sha256"])
+        if not blobs.exists(key):
+            raise DatasetError(f"files.{i}.sha256", f"no stored content for {f['path']} (sha256 "
+                               f"{f['sha256'][:12]}…); upload it first with PUT /v1/dataset-blobs/SHA256")
+        if blobs.size(key) != f["bytes"]:
+            raise DatasetError(f"files.{i}.bytes", f"{f['path']}: the stored content has "
+                               f"{blobs.size(key)} bytes, the manifest says {f['bytes']}")
+    snapshot_digest = manifest.digest(entries)
+    if ds is None:
+        ds = Dataset(name=name, project=project, created_at=utcnow(), created_by=actor)
+        s.add(ds)
+        s.flush()
+    latest = versions_of(s, name)
+    if latest and latest[0].digest == snapshot_digest:
+        return latest[0], False
+    number = (s.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset == name))
+              or 0) + 1
+    row = DatasetVersion(dataset=name, version=number, digest=snapshot_digest, files=entries,
+                         file_count=len(entries), bytes=sum(f["bytes"] for f in entries), source=source,
+                         description=description, created_at=utcnow(), created_by=actor)
+    s.add(row)
+    s.flush()
+    return row, True
+
+
+def resolve_for_job(s: Session, ref: str, project: str) -> DatasetVersion:
+    """The snapshot a job of `project` names; a 422 on `dataset` if it is missing or another project's."""
+    name, version = parse_ref(ref)
+    ds = s.get(Dataset, name)
+    if ds is None:
+        raise DatasetError("dataset", f"no dataset {name!r}; make one with `yard datasets create {name} PATH` "
+                                      "or list them with `yard datasets list`")
+    if ds.project != project:
+        raise DatasetError("dataset", f"dataset {name} belongs to project {ds.project}; a job of project "
+                                      f"{project} cannot use it (set project: {ds.project} or snapshot the "
+                                      f"data into a dataset of project {project})")
+    try:
+        return get_version(s, name, version)
+    except NotFound:
+        newest = versions_of(s, name)
+        raise DatasetError("dataset", f"dataset {name} has no version v{version}; the newest is "
+                                      f"{name}@v{newest[0].version}" if newest else "it has no versions"
+                           ) from None
