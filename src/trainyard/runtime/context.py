@@ -24,6 +24,7 @@ import functools
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -125,6 +126,12 @@ class Context:
     @property
     def hparams(self) -> dict[str, Any]:
         return self.env.hparams
+
+    @property
+    def dataset_dir(self) -> Path | None:
+        """The job's dataset snapshot: a read-only directory verified against its manifest at
+        launch (TRAINYARD_DATASET_DIR); None when the job names no dataset."""
+        return self.env.dataset_dir
 
     @property
     def device(self) -> torch.device:

@@ -29,6 +29,7 @@ class RankEnv:
     run_dir: Path
     policy: CheckpointPolicy
     heartbeat_interval_s: float
+    dataset_dir: Path | None = None  # the job's dataset snapshot, read-only; None when it names none
 
     @property
     def standalone(self) -> bool:
@@ -103,6 +104,7 @@ def read_launch_env(
         run_dir=run_dir,
         policy=policy,
         heartbeat_interval_s=max(0.05, interval),
+        dataset_dir=Path(env[LaunchEnv.DATASET_DIR]) if env.get(LaunchEnv.DATASET_DIR) else None,
     )
 
 
