@@ -182,9 +182,10 @@ def test_preemption_picks_fewest_victims_then_least_lost(victims, gang, expect) 
 
 @pytest.mark.parametrize(
     ("victim_priority", "preemptible", "preempted"),
-    [("low", True, True), ("high", True, False), ("normal", True, False), ("low", False, False)],
+    # `preemptible` lets a gang run in backfill gaps and on spot; lower priority is enough to yield
+    [("low", True, True), ("high", True, False), ("normal", True, False), ("low", False, True)],
 )
-def test_only_lower_priority_preemptible_work_is_preempted(victim_priority, preemptible, preempted) -> None:  # type: ignore[no-untyped-def]
+def test_only_lower_priority_work_is_preempted(victim_priority, preemptible, preempted) -> None:  # type: ignore[no-untyped-def]
     run = (running("v", {"n0": 8}, priority=victim_priority, preemptible=preemptible),)
     d = schedule(ClusterSnapshot(nodes(1), run, (job("p", 8, priority="normal"),)))
     assert bool(d.preempt) == preempted

@@ -42,8 +42,14 @@ def reserve(state: ClusterState, job: GangRequest, groups: list[int], now: float
         ids = np.fromiter(nodes, dtype=np.int64, count=len(nodes))
         free = np.fromiter((index.free[n] for n in nodes), dtype=np.int64, count=len(nodes))
         ends = np.fromiter((index.end_max[n] for n in nodes), dtype=np.float64, count=len(nodes))
+        if job.cpus or job.memory_gb:  # room means CPUs and memory too, where tracked
+            share = job.gpus if fewest == 1 else index.per_node(job, group.gpus_per_node)
+            roomy = np.fromiter((not any(index.shortfall(job, n, share)) for n in nodes), dtype=bool,
+                                count=len(nodes))
+        else:
+            roomy = free >= need
         # A node is ready now if it already has room, else when its last gang is expected to end.
-        ready = np.where(free >= need, now, np.maximum(ends, now))
+        ready = np.where(roomy, now, np.maximum(ends, now))
         order = np.lexsort((-free, ready))[:fewest]
         at = float(ready[order[-1]])
         if best is None or at < best[0]:

@@ -1,22 +1,37 @@
-"""Short reasons a person understands: what a job needs and what the cluster has."""
+"""Short reasons a person understands: what a job needs and what the cluster has.
+
+The room is described in the resource the job is short of: GPUs for a GPU gang
+that finds no node with enough free, CPUs or memory when the GPUs are there but
+those are not (or when the gang asks for no GPUs at all).
+"""
 
 from __future__ import annotations
 
 from trainyard.scheduler.model import GangRequest
-from trainyard.scheduler.placement import NodeIndex
+from trainyard.scheduler.placement import NodeIndex, node_share
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _num(x: float) -> str:
+    return f"{x:.4g}"
+
+
 def describe_need(index: NodeIndex, job: GangRequest) -> str:
     groups = index.eligible_groups(job)
     fewest = min((index.min_nodes(job, g) for g in groups), default=0) or 1
     nodes = max(fewest, job.max_nodes or fewest)
-    text = f"needs {_plural(job.gpus, 'GPU')} on ≤ {_plural(nodes, 'node')}"
-    if job.gpus == 0:
-        text = f"needs {job.cpus:g} CPUs on 1 node"
+    asks = [_plural(job.gpus, "GPU")] if job.gpus else []
+    if job.cpus:
+        asks.append(f"{_num(job.cpus)} CPU{'' if job.cpus == 1 else 's'}")
+    if job.memory_gb:
+        asks.append(f"{_num(job.memory_gb)} GB memory")
+    if not asks:
+        asks.append("nothing")
+    where = f"on ≤ {_plural(nodes, 'node')}" if job.gpus else "on 1 node"
+    text = f"needs {', '.join(asks)} {where}"
     extras = []
     if job.gpu_type:
         extras.append(job.gpu_type)
@@ -26,7 +41,20 @@ def describe_need(index: NodeIndex, job: GangRequest) -> str:
     return f"{text} ({', '.join(extras)})"
 
 
-def describe_room(index: NodeIndex, groups: list[int]) -> str:
+def describe_room(index: NodeIndex, groups: list[int], job: GangRequest | None = None) -> str:
+    """Why the gang does not fit now: GPUs first; then CPUs or memory on the nodes that
+    have room for its GPUs."""
+    if job is None or job.gpus:
+        gpu_text = _gpu_room(index, groups)
+        if job is None or not (job.cpus or job.memory_gb):
+            return gpu_text
+        extra = _extra_room(index, groups, job)
+        return gpu_text if extra is None else f"{gpu_text}; {extra}"
+    extra = _extra_room(index, groups, job)
+    return extra if extra is not None else "no schedulable node matches"
+
+
+def _gpu_room(index: NodeIndex, groups: list[int]) -> str:
     free = sum(index.groups[g].free_gpus for g in groups)
     largest = 0
     whole = 0
@@ -39,3 +67,37 @@ def describe_room(index: NodeIndex, groups: list[int]) -> str:
                 break
     return (f"{free} matching GPUs free, at most {largest} on one node, "
             f"{_plural(whole, 'whole node')} free")
+
+
+def _extra_room(index: NodeIndex, groups: list[int], job: GangRequest) -> str | None:
+    """CPUs or memory on the nodes with room for the gang's GPUs there, when short."""
+    fits_gpus: list[tuple[int, int]] = []  # (node id, GPUs the gang would put there)
+    for gid in groups:
+        group = index.groups[gid]
+        per_node = index.per_node(job, group.gpus_per_node)
+        want = min(job.gpus, per_node) if job.gpus else 0
+        if job.gpus and not want:
+            continue
+        for f in range(group.gpus_per_node, want - 1, -1):
+            fits_gpus.extend((nid, want) for nid in group.buckets[f])
+    if not fits_gpus:
+        return None
+    parts = []
+    for label, unit, ask_of, free, total in (
+        ("CPUs", "", lambda g: node_share(job, g)[0], index.free_cpus, lambda n: n.cpus),
+        ("memory", " GB", lambda g: node_share(job, g)[1], index.free_memory, lambda n: n.memory_gb),
+    ):
+        tracked = [(nid, g) for nid, g in fits_gpus if total(index.nodes[nid])]
+        if not tracked or not ask_of(tracked[0][1]):
+            continue
+        nid, g = max(tracked, key=lambda t: free[t[0]] - ask_of(t[1]))
+        if free[nid] + 1e-9 >= ask_of(g):
+            continue  # some node has room for this resource
+        node = index.nodes[nid]
+        have = f"{_num(max(0.0, free[nid]))} of {_num(total(node))}{unit} {label} free"
+        if len(tracked) == 1:
+            parts.append(f"{have} on {node.name}")
+        else:
+            where = "the nodes with room for its GPUs" if job.gpus else f"{len(tracked)} nodes"
+            parts.append(f"at most {have} on one of {where} ({node.name})")
+    return "; ".join(parts) if parts else None

@@ -42,6 +42,15 @@ class NodeGroup:
 Placement = list[tuple[int, int]]  # (node id, GPUs)
 
 
+def node_share(job: GangRequest, gpus: int) -> tuple[float, float]:
+    """CPUs and memory a gang holds on a node where it has `gpus` of its GPUs (a CPU-only
+    gang sits on one node and holds all of its own there)."""
+    if job.gpus:
+        part = gpus / job.gpus
+        return job.cpus * part, job.memory_gb * part
+    return job.cpus, job.memory_gb
+
+
 class NodeIndex:
     """Nodes, their free resources, and which gangs sit on each; updated in O(gang size)."""
 
@@ -127,12 +136,9 @@ class NodeIndex:
     def take(self, job: GangRequest, placement: Placement, end: float) -> None:
         for nid, gpus in placement:
             self._move(nid, -gpus)
-            if job.gpus:
-                self.free_cpus[nid] -= job.cpus * gpus / job.gpus
-                self.free_memory[nid] -= job.memory_gb * gpus / job.gpus
-            else:
-                self.free_cpus[nid] -= job.cpus
-                self.free_memory[nid] -= job.memory_gb
+            cpus, memory = node_share(job, gpus)
+            self.free_cpus[nid] -= cpus
+            self.free_memory[nid] -= memory
             self.jobs_on[nid][job.id] = (gpus, end)
             if end > self.end_max[nid]:
                 self.end_max[nid] = end
@@ -140,12 +146,9 @@ class NodeIndex:
     def give_back(self, job: GangRequest, placement: Placement) -> None:
         for nid, gpus in placement:
             self._move(nid, gpus)
-            if job.gpus:
-                self.free_cpus[nid] += job.cpus * gpus / job.gpus
-                self.free_memory[nid] += job.memory_gb * gpus / job.gpus
-            else:
-                self.free_cpus[nid] += job.cpus
-                self.free_memory[nid] += job.memory_gb
+            cpus, memory = node_share(job, gpus)
+            self.free_cpus[nid] += cpus
+            self.free_memory[nid] += memory
             on = self.jobs_on[nid]
             on.pop(job.id, None)
             self.end_max[nid] = max((e for _, e in on.values()), default=-INF)
@@ -161,11 +164,13 @@ class NodeIndex:
     # -- finding a placement ------------------------------------------------------
 
     def min_nodes(self, job: GangRequest, gid: int) -> int:
-        per_node = self._per_node(job, self.groups[gid].gpus_per_node)
+        if job.gpus == 0:
+            return 1  # a CPU-only gang sits on one node
+        per_node = self.per_node(job, self.groups[gid].gpus_per_node)
         return max(1, -(-job.gpus // per_node)) if per_node else 0
 
     @staticmethod
-    def _per_node(job: GangRequest, gpus_per_node: int) -> int:
+    def per_node(job: GangRequest, gpus_per_node: int) -> int:
         unit = max(1, job.gpus_per_worker)
         return gpus_per_node // unit * unit
 
@@ -176,7 +181,7 @@ class NodeIndex:
             return None
         if job.gpus == 0:
             return self._find_cpu_only(job, group, exclude)
-        per_node = self._per_node(job, group.gpus_per_node)
+        per_node = self.per_node(job, group.gpus_per_node)
         if per_node == 0:
             return None
         fewest = -(-job.gpus // per_node)
@@ -189,10 +194,21 @@ class NodeIndex:
     def _fits_extra(self, job: GangRequest, nid: int, gpus: int) -> bool:
         """CPU and memory on a node, where the node tracks them."""
         node = self.nodes[nid]
-        share = gpus / job.gpus if job.gpus else 1.0
-        if node.cpus and job.cpus * share > self.free_cpus[nid] + 1e-9:
+        cpus, memory = node_share(job, gpus)
+        if node.cpus and cpus > self.free_cpus[nid] + 1e-9:
             return False
-        return not (node.memory_gb and job.memory_gb * share > self.free_memory[nid] + 1e-9)
+        return not (node.memory_gb and memory > self.free_memory[nid] + 1e-9)
+
+    def shortfall(self, job: GangRequest, nid: int, gpus: int) -> tuple[float, float, float]:
+        """What a node lacks to hold `gpus` of the gang: (GPUs, CPUs, memory), zeros where it
+        has room or does not track the resource."""
+        node = self.nodes[nid]
+        cpus, memory = node_share(job, gpus)
+        return (
+            float(max(0, gpus - self.free[nid])),
+            max(0.0, cpus - self.free_cpus[nid]) if node.cpus else 0.0,
+            max(0.0, memory - self.free_memory[nid]) if node.memory_gb else 0.0,
+        )
 
     def _pick(self, job: GangRequest, bucket: set[int], gpus: int, exclude: Collection[int],
               taken: Collection[int] = ()) -> int | None:

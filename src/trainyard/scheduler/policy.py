@@ -54,6 +54,13 @@ TRAINYARD = PolicyConfig()
 PRESETS = {p.name: p for p in (FIFO, BACKFILL, TRAINYARD)}
 
 
+def _extras(job: GangRequest) -> tuple[float, ...]:
+    """Per-cycle "no room" and "no victims" results carry over from a gang to any larger one
+    of the same kind; with CPUs or memory asked, only to the same shape (a larger gang
+    spread over more nodes asks less of each)."""
+    return (job.gpus, job.cpus, job.memory_gb) if job.cpus or job.memory_gb else ()
+
+
 class Policy:
     def __init__(self, config: PolicyConfig = TRAINYARD) -> None:
         self.config = config
@@ -89,11 +96,12 @@ class _Cycle:
         self.out = Decisions()
         self.reservation: NodeReservation | None = None
         self.attempts = 0
-        self.no_room: dict[tuple[object, ...], int] = {}  # constraint -> fewest GPUs that found no room
+        self.no_room: dict[tuple[object, ...], int] = {}  # kind of gang -> fewest GPUs that found no room
         self.no_victims: dict[tuple[object, ...], int] = {}
         self.quota_blocked: dict[str, int] = {}  # team -> fewest GPUs its quota refused
         self.stopped_by: GangRequest | None = None
         self.admitted: set[str] = set()
+        self._rooms: dict[tuple[object, ...], str] = {}
 
     # -- the walk ----------------------------------------------------------------
 
@@ -197,7 +205,7 @@ class _Cycle:
         if self.c.strict:
             self.stopped_by = job
             self._wait(job, lambda: f"{describe_need(state.index, job)}; head of the queue, "
-                                    f"{describe_room(state.index, groups)}")
+                                    f"{self._room(job, groups)}")
             return False
         if self.c.backfill and self.reservation is None:
             self.reservation = reserve(state, job, groups, self.now)
@@ -205,11 +213,11 @@ class _Cycle:
                 r = self.reservation
                 when = "when they drain" if r.at == INF else f"in {r.at - self.now:,.0f} s"
                 self._wait(job, lambda: f"{describe_need(state.index, job)}; "
-                                        f"{describe_room(state.index, groups)}; holds the reservation: "
+                                        f"{self._room(job, groups)}; holds the reservation: "
                                         f"{len(r.nodes)} node(s) expected free {when}")
                 return True
         self._wait(job, lambda: f"{describe_need(state.index, job)}; "
-                                f"{describe_room(state.index, groups)}")
+                                f"{self._room(job, groups)}")
         return True
 
     def _place(self, job: GangRequest, groups: list[int]) -> tuple[Placement, bool] | None:
@@ -217,7 +225,8 @@ class _Cycle:
         r = self.reservation
         blocked = r is not None and not r.admits(job, self.now)
         exclude = r.nodes if r is not None and blocked else NO_EXCLUDE
-        sig = (job.gpu_type, job.zone, job.allow_spot, job.gpus_per_worker, job.max_nodes, blocked)
+        sig = (job.gpu_type, job.zone, job.allow_spot, job.gpus_per_worker, job.max_nodes, blocked,
+               *_extras(job))
         if job.gpus >= self.no_room.get(sig, INF):
             return None
         index = self.state.index
@@ -238,7 +247,16 @@ class _Cycle:
         gang = self.state.start(job, placement, self.now, opportunistic=opportunistic)
         self.queue.remove(job.id)
         self.admitted.add(job.id)
+        self._rooms.clear()
         self.out.admit.append(Admit(job.id, gang.placement, borrowing, opportunistic))
+
+    def _room(self, job: GangRequest, groups: list[int]) -> str:
+        """What the cluster has for this job's shape (once per shape per cycle: it may scan nodes)."""
+        key = (tuple(groups), job.gpus, job.cpus, job.memory_gb, job.gpus_per_worker, job.max_nodes)
+        text = self._rooms.get(key)
+        if text is None:
+            text = self._rooms[key] = describe_room(self.state.index, groups, job)
+        return text
 
     def _wait(self, job: GangRequest, reason: Callable[[], str]) -> None:
         if self.c.explain:
@@ -255,7 +273,8 @@ class _Cycle:
             return False
         state = self.state
         reclaim = verdict.kind == WITHIN and state.quota.team(job.team).gpus is not None
-        sig = (job.team, state.priority(job), job.gpu_type, job.zone, job.allow_spot, reclaim)
+        sig = (job.team, state.priority(job), job.gpu_type, job.zone, job.allow_spot, reclaim,
+               job.gpus_per_worker, job.max_nodes, *_extras(job))
         if job.gpus >= self.no_victims.get(sig, INF):
             return False
         finder = VictimFinder(state, job, self.now, reclaim, self.c.quotas, self.c.victim_scan_nodes,

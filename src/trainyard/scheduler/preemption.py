@@ -1,10 +1,14 @@
 """Choosing victims: the fewest gangs whose removal frees a fitting placement,
 and among those the ones that lose the least work since their last checkpoint.
+Victims must free whatever the pending gang lacks on the node: GPUs, and CPUs and
+memory where the node tracks them.
 
 Who may be a victim of job J:
 - a gang backfilled onto a reservation (opportunistic) of J's class or lower;
-- a preemptible gang of lower priority class, in J's team, or in a team with no
-  quota, or in a team that is borrowing from J's cohort;
+- a gang of lower priority class (the issue: "a pending job may preempt
+  lower-priority work"; `preemptible` is not needed for that, it lets a gang run in
+  backfill gaps and on spot), in J's team, or in a team with no quota, or in a team
+  that is borrowing from J's cohort;
 - any gang of a team borrowing from J's cohort, when J is within its own team's
   nominal quota: the lender reclaims what it lent.
 A team within its nominal quota is never preempted by another team's work.
@@ -17,8 +21,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from trainyard.scheduler.model import GangRequest
-from trainyard.scheduler.placement import NO_EXCLUDE, Placement
+from trainyard.scheduler.placement import NO_EXCLUDE, Placement, node_share
 from trainyard.scheduler.state import ClusterState, Held
+
+Resources = tuple[float, float, float] | list[float]  # GPUs, CPUs, memory (GB)
+
+
+def covers(freed: Resources, short: Resources) -> bool:
+    return freed[0] >= short[0] - 1e-9 and freed[1] >= short[1] - 1e-9 and freed[2] >= short[2] - 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +66,7 @@ class VictimFinder:
     def _may_evict(self, team_name: str, level: int, preemptible: bool, opportunistic: bool) -> bool:
         if opportunistic and level <= self.level:
             return True
-        lower = level < self.level and preemptible
+        lower = level < self.level
         if not self.use_quotas or team_name == self.job.team:
             return lower
         quota = self.state.quota
@@ -78,7 +88,9 @@ class VictimFinder:
         return found
 
     def cost(self, victims: Collection[Held]) -> float:
-        return sum(h.gang.lost_seconds(self.now) * h.gang.job.gpus for h in victims)
+        """Work lost since the victims' last checkpoints, in GPU-seconds (a CPU-only gang
+        counts as one GPU, so its progress is not free to throw away)."""
+        return sum(h.gang.lost_seconds(self.now) * max(1, h.gang.job.gpus) for h in victims)
 
     def find(self, gid: int, exclude: Collection[int] = NO_EXCLUDE) -> VictimPlan | None:
         fewest = self.state.index.min_nodes(self.job, gid)
@@ -88,53 +100,57 @@ class VictimFinder:
             return self._find_one_node(gid, exclude)
         return self._find_whole_nodes(gid, fewest, exclude)
 
-    def _candidates(self, nid: int) -> list[Held] | None:
-        """Evictable gangs on a node, or None when one of its gangs may not be evicted."""
-        running = self.state.running
-        out = []
-        blocked = False
-        for job_id in self.state.index.jobs_on[nid]:
-            held = running[job_id]
-            if self.may_evict(held):
-                out.append(held)
-            else:
-                blocked = True
-        return None if blocked and not out else out
+    def _frees(self, held: Held, nid: int) -> Resources:
+        """What evicting `held` gives back on node `nid`: (GPUs, CPUs, memory)."""
+        gpus = self.state.index.jobs_on[nid][held.gang.job.id][0]
+        cpus, memory = node_share(held.gang.job, gpus)
+        return (float(gpus), cpus, memory)
 
     def _find_one_node(self, gid: int, exclude: Collection[int]) -> VictimPlan | None:
         """Nodes with the most free GPUs first (they need the least freed); one victim is
-        the best there is, so stop once a few one-victim choices have been seen."""
+        the best there is, so stop once a few one-victim choices have been seen.
+
+        A node is short of whatever the gang needs and it lacks: GPUs, and CPUs and
+        memory where the node tracks them; victims must cover every shortfall."""
         index = self.state.index
         group = index.groups[gid]
         running = self.state.running
-        need_total = self.job.gpus
+        job = self.job
+        extras = bool(job.cpus or job.memory_gb)
+        # Without CPU or memory asks, a node with enough free GPUs already fits: skip it.
+        top = group.gpus_per_node if extras else min(job.gpus - 1, group.gpus_per_node)
         best: tuple[int, float, list[Held], int] | None = None
         singles = 0
         scanned = 0
-        for f in range(min(need_total - 1, group.gpus_per_node), -1, -1):
-            need = need_total - f
+        for f in range(top, -1, -1):
             for nid in group.buckets[f]:
                 if nid in exclude:
                     continue
+                short = index.shortfall(job, nid, job.gpus)
+                if not any(short):
+                    continue  # room already (the placement search left it for a reason)
                 scanned += 1
                 single: tuple[float, Held] | None = None
-                cands: list[Held] = []
-                total = 0
-                for job_id, (gpus, _) in index.jobs_on[nid].items():
+                cands: list[tuple[Held, Resources]] = []
+                total = [0.0, 0.0, 0.0]
+                for job_id in index.jobs_on[nid]:
                     held = running[job_id]
-                    if self.may_evict(held):
-                        total += gpus
-                        cands.append(held)
-                        if gpus >= need:
-                            lost = self.cost((held,))
-                            if single is None or lost < single[0]:
-                                single = (lost, held)
+                    if not self.may_evict(held):
+                        continue
+                    frees = self._frees(held, nid)
+                    cands.append((held, frees))
+                    for i in range(3):
+                        total[i] += frees[i]
+                    if covers(frees, short):
+                        lost = self.cost((held,))
+                        if single is None or lost < single[0]:
+                            single = (lost, held)
                 if single is not None:
                     singles += 1
                     if best is None or (1, single[0]) < best[:2]:
                         best = (1, single[0], [single[1]], nid)
-                elif total >= need and (best is None or best[0] > 1):
-                    chosen = self._smallest_set(nid, cands, need)
+                elif covers(total, short) and (best is None or best[0] > 1):
+                    chosen = self._smallest_set(cands, short)
                     if chosen is not None:
                         rank = (len(chosen), self.cost(chosen))
                         if best is None or rank < best[:2]:
@@ -147,28 +163,55 @@ class VictimFinder:
             return None
         return VictimPlan(tuple(best[2]), (best[3],), best[1])
 
-    def _smallest_set(self, nid: int, cands: list[Held], need: int) -> list[Held] | None:
-        on = self.state.index.jobs_on[nid]
-        sizes = [on[h.gang.job.id][0] for h in cands]
-        if sum(sizes) < need:
+    def _smallest_set(self, cands: list[tuple[Held, Resources]], short: Resources) -> list[Held] | None:
+        """The fewest gangs that together cover `short`, and of those the cheapest to lose."""
+        if not covers([sum(c[1][i] for c in cands) for i in range(3)], short):
             return None
-        order = sorted(range(len(cands)), key=lambda i: -sizes[i])
-        k = next(i + 1 for i in range(len(order)) if sum(sizes[j] for j in order[: i + 1]) >= need)
-        if len(cands) > 10:
-            return [cands[i] for i in order[:k]]
-        best: tuple[float, tuple[int, ...]] | None = None
-        for combo in itertools.combinations(range(len(cands)), k):
-            if sum(sizes[i] for i in combo) >= need:
-                lost = self.cost([cands[i] for i in combo])
-                if best is None or lost < best[0]:
-                    best = (lost, combo)
-        assert best is not None
-        return [cands[i] for i in best[1]]
+        # The fewest gangs that could cover each shortfall on its own: a lower bound on the count.
+        fewest = 1
+        for r in range(3):
+            if short[r] > 0:
+                acc, count = 0.0, 0
+                for size in sorted((c[1][r] for c in cands), reverse=True):
+                    acc += size
+                    count += 1
+                    if acc >= short[r] - 1e-9:
+                        break
+                fewest = max(fewest, count)
+        if fewest == len(cands):
+            return [c[0] for c in cands]
+        if len(cands) > 10:  # too many to try every set: largest first by what they cover
+            def weight(frees: Resources) -> float:
+                return sum(min(1.0, frees[r] / short[r]) for r in range(3) if short[r] > 0)
+
+            acc3 = [0.0, 0.0, 0.0]
+            greedy: list[Held] = []
+            for held, frees in sorted(cands, key=lambda c: -weight(c[1])):
+                greedy.append(held)
+                for r in range(3):
+                    acc3[r] += frees[r]
+                if covers(acc3, short):
+                    break
+            return greedy
+        for k in range(fewest, len(cands) + 1):
+            best: tuple[float, tuple[int, ...]] | None = None
+            for combo in itertools.combinations(range(len(cands)), k):
+                freed = [sum(cands[i][1][r] for i in combo) for r in range(3)]
+                if covers(freed, short):
+                    lost = self.cost([cands[i][0] for i in combo])
+                    if best is None or lost < best[0]:
+                        best = (lost, combo)
+            if best is not None:
+                return [cands[i][0] for i in best[1]]
+        return None
 
     def _find_whole_nodes(self, gid: int, fewest: int, exclude: Collection[int]) -> VictimPlan | None:
-        """Multi-node gangs take whole nodes: free the cheapest `fewest` nodes entirely."""
+        """Multi-node gangs take whole nodes: free the cheapest `fewest` nodes."""
         index = self.state.index
         group = index.groups[gid]
+        job = self.job
+        per_node = index.per_node(job, group.gpus_per_node)
+        running = self.state.running
         options: list[tuple[int, float, int, list[Held]]] = []
         scanned = 0
         for f in range(group.gpus_per_node, -1, -1):
@@ -176,12 +219,21 @@ class VictimFinder:
                 if nid in exclude:
                     continue
                 scanned += 1
-                if f == group.gpus_per_node:
+                short = index.shortfall(job, nid, per_node)
+                if not any(short):
                     options.append((0, 0.0, nid, []))
                 else:
-                    cands = self._candidates(nid)
-                    if cands is not None and len(cands) == len(index.jobs_on[nid]):
-                        options.append((len(cands), self.cost(cands), nid, cands))
+                    cands = []
+                    for job_id in index.jobs_on[nid]:
+                        held = running[job_id]
+                        if self.may_evict(held):
+                            cands.append((held, self._frees(held, nid)))
+                        elif index.jobs_on[nid][job_id][0]:
+                            cands = []  # it holds GPUs the gang needs and may not be evicted
+                            break
+                    chosen = self._smallest_set(cands, short) if cands else None
+                    if chosen is not None:
+                        options.append((len(chosen), self.cost(chosen), nid, chosen))
                 if scanned >= self.scan_nodes:
                     break
             if scanned >= self.scan_nodes:
@@ -191,19 +243,18 @@ class VictimFinder:
         options.sort(key=lambda o: (o[0], o[1]))
         picked = options[:fewest]
         victims: dict[str, Held] = {}
-        for _, _, _, cands in picked:
-            for h in cands:
+        for _, _, _, chosen in picked:
+            for h in chosen:
                 victims[h.gang.job.id] = h
-        chosen = list(victims.values())
-        return VictimPlan(tuple(chosen), tuple(o[2] for o in picked), self.cost(chosen))
+        held_list = list(victims.values())
+        return VictimPlan(tuple(held_list), tuple(o[2] for o in picked), self.cost(held_list))
 
     def placement_on(self, plan: VictimPlan, gid: int) -> Placement:
         """Where the gang goes once the plan's victims are gone."""
         index = self.state.index
         if len(plan.nodes) == 1:
             return [(plan.nodes[0], self.job.gpus)]
-        per_node = index.groups[gid].gpus_per_node // max(1, self.job.gpus_per_worker) * max(
-            1, self.job.gpus_per_worker)
+        per_node = index.per_node(self.job, index.groups[gid].gpus_per_node)
         out = []
         left = self.job.gpus
         for nid in plan.nodes:
