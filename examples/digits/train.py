@@ -3,7 +3,8 @@
 Runs on the platform (`yard submit examples/digits/job.yaml`) or standalone
 (`python examples/digits/train.py`). Resumes exactly where its last
 checkpoint left off: the steps after a resume are the ones that would have
-followed without the interruption.
+followed without the interruption. Reads a dataset snapshot at ctx.dataset_dir
+when the job names one (job-snapshot.yaml), else scikit-learn's bundled copy.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
@@ -31,12 +34,19 @@ CHECKPOINT = {
 }
 
 
-def load_data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The digits, scaled to [0, 1], with a fixed stratified 80/20 split."""
-    x, y = load_digits(return_X_y=True)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x / 16.0, y, test_size=0.2, random_state=0, stratify=y
-    )
+DATA_FILES = ("train_x", "train_y", "val_x", "val_y")  # .npy files of a snapshot (export_data.py)
+
+
+def load_data(data_dir: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The digits, scaled to [0, 1], with a fixed stratified 80/20 split: from scikit-learn, or
+    from a dataset snapshot's .npy files when the job names one (the same arrays either way)."""
+    if data_dir is not None:
+        x_train, y_train, x_val, y_val = (np.load(data_dir / f"{name}.npy") for name in DATA_FILES)
+    else:
+        x, y = load_digits(return_X_y=True)
+        x_train, x_val, y_train, y_val = train_test_split(
+            x / 16.0, y, test_size=0.2, random_state=0, stratify=y
+        )
     as_x = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
     as_y = lambda a: torch.tensor(a, dtype=torch.long)  # noqa: E731
     return as_x(x_train), as_y(y_train), as_x(x_val), as_y(y_val)
@@ -77,7 +87,7 @@ def main() -> int:
     hp = ctx.hparams
     torch.manual_seed(int(hp["seed"]))
 
-    x_train, y_train, x_val, y_val = load_data()
+    x_train, y_train, x_val, y_val = load_data(ctx.dataset_dir)
     x_train, y_train = x_train.to(ctx.device), y_train.to(ctx.device)
     x_val, y_val = x_val.to(ctx.device), y_val.to(ctx.device)
     net = make_model(int(hp["hidden"]), float(hp["dropout"])).to(ctx.device)

@@ -320,6 +320,120 @@ class Client:
                         progress(len(chunk))
         return written
 
+    # -- datasets, lineage and the model registry -----------------------------
+    # "Who" in a model's history is the X-Trainyard-User header: $USER unless `user` is given.
+    # There is no authentication yet; the server records what it is told.
+
+    def _who(self, user: str | None) -> dict[str, str]:
+        return {"X-Trainyard-User": user or os.environ.get("USER") or "anonymous"}
+
+    def missing_dataset_blobs(self, sha256s: list[str]) -> list[str]:
+        return self.request("POST", "/v1/dataset-blobs/missing", json={"sha256": sha256s})["missing"]
+
+    def upload_dataset_blob(self, sha256: str, path: str | os.PathLike[str],
+                            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Stream one file's content; the server stores it under `sha256` only if the bytes hash to it."""
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    if progress is not None:
+                        progress(len(chunk))
+                    yield chunk
+        return self.request("PUT", f"/v1/dataset-blobs/{sha256}", content=chunks(),
+                            headers={"content-type": "application/octet-stream"})
+
+    def create_dataset_version(self, name: str, files: list[dict[str, Any]], project: str = "default",
+                               source: str = "", description: str = "",
+                               user: str | None = None) -> dict[str, Any]:
+        """NAME@vN from a manifest [{path, bytes, sha256}] whose contents are uploaded; {ref, created, ...}."""
+        body = {"name": name, "project": project, "files": files, "source": source,
+                "description": description}
+        return self.request("POST", "/v1/datasets", json=body, headers=self._who(user))
+
+    def create_dataset(self, name: str, path: str | os.PathLike[str], project: str = "default",
+                       description: str = "", progress: Callable[[int], None] | None = None,
+                       user: str | None = None) -> dict[str, Any]:
+        """Snapshot a directory: hash its files, upload the contents the server lacks, make NAME@vN."""
+        from pathlib import Path
+
+        from trainyard.data import manifest
+
+        root = Path(path)
+        files = manifest.build(root)
+        missing = set(self.missing_dataset_blobs([f["sha256"] for f in files]))
+        for f in files:
+            if f["sha256"] in missing:
+                self.upload_dataset_blob(f["sha256"], root / f["path"], progress)
+                missing.discard(f["sha256"])
+        return self.create_dataset_version(name, files, project, str(root.resolve()), description, user)
+
+    def datasets(self, project: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/datasets", params={"project": project} if project else {})["items"]
+
+    def dataset(self, name: str) -> dict[str, Any]:
+        """A dataset with its versions (`items`), newest first."""
+        return self.request("GET", f"/v1/datasets/{name}")
+
+    def dataset_version(self, name: str, version: int | str) -> dict[str, Any]:
+        """One snapshot with its manifest (`files`)."""
+        return self.request("GET", f"/v1/datasets/{name}/versions/{version}")
+
+    def declare_model(self, spec: dict[str, Any], code: dict[str, Any] | None = None,
+                      user: str | None = None) -> dict[str, Any]:
+        """Create a model or change its description and evaluation (a model.yaml as a mapping)."""
+        return self.request("POST", "/v1/models", json={"spec": spec, "code_snapshot": code},
+                            headers=self._who(user))
+
+    def models(self, project: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/models", params={"project": project} if project else {})["items"]
+
+    def model(self, name: str) -> dict[str, Any]:
+        """A model with its aliases and versions (each with its evaluation's state)."""
+        return self.request("GET", f"/v1/models/{name}")
+
+    def register_model_version(self, name: str, run_id: str, checkpoint: str = "best", description: str = "",
+                               tags: dict[str, str] | None = None, user: str | None = None) -> dict[str, Any]:
+        body = {"run_id": run_id, "checkpoint": checkpoint, "description": description, "tags": tags or {}}
+        return self.request("POST", f"/v1/models/{name}/versions", json=body, headers=self._who(user))
+
+    def model_version(self, name: str, which: int | str) -> dict[str, Any]:
+        """A version by number (3, "v3") or alias ("production")."""
+        return self.request("GET", f"/v1/models/{name}/versions/{which}")
+
+    def update_model_version(self, name: str, which: int | str, description: str | None = None,
+                             tags: dict[str, str] | None = None, remove_tags: list[str] | None = None,
+                             user: str | None = None) -> dict[str, Any]:
+        body = {"description": description, "tags": tags or {}, "remove_tags": remove_tags or []}
+        return self.request("PATCH", f"/v1/models/{name}/versions/{which}", json=body, headers=self._who(user))
+
+    def evaluate_model_version(self, name: str, which: int | str, user: str | None = None) -> dict[str, Any]:
+        return self.request("POST", f"/v1/models/{name}/versions/{which}/evaluate", headers=self._who(user))
+
+    def move_alias(self, name: str, alias: str, version: int, reason: str,
+                   user: str | None = None) -> dict[str, Any]:
+        """Point `alias` at a version; a gated alias refuses (422) a version that has not passed."""
+        return self.request("PUT", f"/v1/models/{name}/aliases/{alias}",
+                            json={"version": version, "reason": reason}, headers=self._who(user))
+
+    def rollback_alias(self, name: str, alias: str = "production", reason: str = "rollback",
+                       user: str | None = None) -> dict[str, Any]:
+        return self.request("POST", f"/v1/models/{name}/aliases/{alias}/rollback", json={"reason": reason},
+                            headers=self._who(user))
+
+    def model_events(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", f"/v1/models/{name}/events",
+                            params={"alias": alias} if alias else {})["items"]
+
+    def run_lineage(self, run_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/lineage/runs/{run_id}")
+
+    def version_lineage(self, name: str, which: int | str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/lineage/models/{name}/versions/{which}")
+
+    def rerun(self, job_id: str) -> dict[str, Any]:
+        """Submit the same job again from its recorded inputs; the new job's detail."""
+        return self.request("POST", f"/v1/training-jobs/{job_id}/rerun")
+
     # -- worker side ----------------------------------------------------------
 
     def attempt(self, job_id: str, attempt: int) -> AttemptClient:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from trainyard.api import errors
 from trainyard.api.platform import Platform
-from trainyard.api.routers import attempts, code, jobs, runs, sweeps, teams
+from trainyard.api.routers import attempts, code, datasets, jobs, lineage, models, runs, sweeps, teams
 from trainyard.config import ServerConfig
 
 
@@ -40,6 +40,9 @@ def create_app(config: ServerConfig | None = None, run_loop: bool = True) -> Fas
     app.include_router(runs.router)
     app.include_router(sweeps.router)
     app.include_router(teams.router)
+    app.include_router(datasets.router)
+    app.include_router(models.router)
+    app.include_router(lineage.router)
 
     @app.get("/healthz", tags=["server"])
     def healthz() -> dict[str, str]:

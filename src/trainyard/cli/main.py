@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from trainyard.cli import render, runs, scheduling, sweep
+from trainyard.cli import datasets, lineage, models, render, runs, scheduling, sweep
 from trainyard.cli.errors import call, err, fail
 from trainyard.cli.sim import sim
 from trainyard.client import Client, ServerUnavailable, TrainyardError
@@ -24,6 +24,10 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(scheduling.teams_app, name="teams")
 app.command("queue")(scheduling.queue)
 app.command("sim")(sim)
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(models.app, name="models")
+app.command("lineage")(lineage.lineage)
+app.command("rerun")(lineage.rerun)
 out = Console()
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",

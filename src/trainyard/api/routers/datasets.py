@@ -1,0 +1,155 @@
+"""/v1/datasets: immutable snapshots NAME@vN; /v1/dataset-blobs: their content-addressed files.
+
+A client hashes its files, asks which contents are missing, uploads only those
+(each checked against the sha256 it is stored under), then creates the
+version from the manifest. An unchanged file is never uploaded or stored twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from trainyard.api.platform import Platform, get_platform
+from trainyard.api.routers.models import actor
+from trainyard.data import manifest, snapshots
+from trainyard.spec import NAME_PATTERN
+from trainyard.store.registry_tables import Dataset, DatasetVersion
+
+router = APIRouter(tags=["datasets"])
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="Relative POSIX path inside the dataset.")
+    bytes: int = Field(ge=0)
+    sha256: str = Field(description="64 lowercase hex digits.")
+
+
+class CreateSnapshot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME_PATTERN, description="The dataset; unique on this server.")
+    project: str = Field("default", pattern=NAME_PATTERN)
+    files: list[FileEntry] = Field(description="Every file, each already stored under its sha256.")
+    source: str = Field("", max_length=4096, description="Where it was made from, for people.")
+    description: str = Field("", max_length=10_000)
+
+
+class MissingQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: list[str] = Field(max_length=manifest.MAX_FILES)
+
+
+class SnapshotView(BaseModel):
+    ref: str = Field(description="NAME@vN, as a job's `dataset` names it.")
+    name: str
+    version: int
+    project: str
+    digest: str = Field(description="sha256 of the manifest: the snapshot's identity.")
+    file_count: int
+    bytes: int
+    source: str
+    description: str
+    created_at: datetime
+    created_by: str
+
+
+class SnapshotDetail(SnapshotView):
+    files: list[FileEntry]
+
+
+class CreatedSnapshot(SnapshotView):
+    created: bool = Field(description="False when the manifest equals the latest version's: that one is returned.")
+
+
+class DatasetView(BaseModel):
+    name: str
+    project: str
+    versions: int
+    latest: SnapshotView | None
+    created_at: datetime
+
+
+def _view(v: DatasetVersion, project: str) -> dict:
+    return dict(ref=snapshots.ref_of(v), name=v.dataset, version=v.version, project=project, digest=v.digest,
+                file_count=v.file_count, bytes=v.bytes, source=v.source, description=v.description,
+                created_at=v.created_at, created_by=v.created_by)
+
+
+def _dataset_view(ds: Dataset, count: int, latest: DatasetVersion | None) -> DatasetView:
+    return DatasetView(name=ds.name, project=ds.project, versions=count, created_at=ds.created_at,
+                       latest=SnapshotView(**_view(latest, ds.project)) if latest else None)
+
+
+@router.post("/v1/dataset-blobs/missing")
+def missing_blobs(body: MissingQuery, platform: Platform = Depends(get_platform)) -> dict:
+    """Which of these file contents are not stored yet: upload only those."""
+    return {"missing": snapshots.missing_blobs(platform.blobs, body.sha256)}
+
+
+@router.put("/v1/dataset-blobs/{sha256}", openapi_extra={"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+async def upload_blob(sha256: str, request: Request) -> dict:
+    """Store one file's content under its sha256; refused (nothing stored) if the bytes hash otherwise."""
+    platform: Platform = request.app.state.platform
+    snapshots.missing_blobs(platform.blobs, [sha256])  # checks the digest's form
+    key = snapshots.blob_key(sha256)
+    if await run_in_threadpool(platform.blobs.exists, key):
+        return {"sha256": sha256, "bytes": await run_in_threadpool(platform.blobs.size, key), "stored": False}
+    writer = await run_in_threadpool(platform.blobs.writer, key)
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                await run_in_threadpool(writer.write, chunk)
+        if writer.sha256 != sha256:
+            raise snapshots.DatasetError("sha256", f"the uploaded bytes hash to {writer.sha256}, not {sha256}; "
+                                                   "nothing was stored")
+        await run_in_threadpool(writer.commit)
+    except BaseException:
+        await run_in_threadpool(writer.abort)
+        raise
+    return {"sha256": sha256, "bytes": writer.bytes, "stored": True}
+
+
+@router.post("/v1/datasets", status_code=201, response_model=CreatedSnapshot)
+def create_snapshot(body: CreateSnapshot, platform: Platform = Depends(get_platform),
+                    who: str = Depends(actor)) -> CreatedSnapshot:
+    """Make NAME@vN from a manifest whose files are all stored (or return the unchanged latest)."""
+    with platform.store.session() as s:
+        row, created = snapshots.create_version(
+            s, platform.blobs, body.name, body.project, [f.model_dump() for f in body.files],
+            body.source, body.description, who)
+        return CreatedSnapshot(**_view(row, body.project), created=created)
+
+
+@router.get("/v1/datasets")
+def list_datasets(project: str | None = Query(None), platform: Platform = Depends(get_platform)) -> dict:
+    with platform.store.session() as s:
+        items = [_dataset_view(*row) for row in snapshots.list_datasets(s, project)]
+    return {"items": [i.model_dump(mode="json") for i in items]}
+
+
+@router.get("/v1/datasets/{name}")
+def get_dataset(name: str, platform: Platform = Depends(get_platform)) -> dict:
+    """A dataset and all its versions, newest first (manifests not included)."""
+    with platform.store.session() as s:
+        ds = snapshots.get_dataset(s, name)
+        versions = snapshots.versions_of(s, name)
+        view = _dataset_view(ds, len(versions), versions[0] if versions else None).model_dump(mode="json")
+        view["items"] = [SnapshotView(**_view(v, ds.project)).model_dump(mode="json") for v in versions]
+    return view
+
+
+@router.get("/v1/datasets/{name}/versions/{version}", response_model=SnapshotDetail)
+def get_snapshot(name: str, version: str, platform: Platform = Depends(get_platform)) -> SnapshotDetail:
+    """One snapshot with its manifest; `version` is N or vN."""
+    number = version.removeprefix("v")
+    if not number.isdigit():
+        raise snapshots.DatasetError("version", f"{version!r} is not a version; use a number such as v1")
+    with platform.store.session() as s:
+        ds = snapshots.get_dataset(s, name)
+        row = snapshots.get_version(s, name, int(number))
+        return SnapshotDetail(**_view(row, ds.project), files=[FileEntry(**f) for f in row.files])
