@@ -2,7 +2,8 @@
 
 `TRAINYARD_HOME` (default ~/.trainyard) holds the embedded SQLite store, blobs,
 checkpoints and logs; `TRAINYARD_DATABASE_URL` points the store at any
-SQLAlchemy URL instead.
+SQLAlchemy URL instead, and `TRAINYARD_BLOB_URL` the blob store at any fsspec
+URL (`s3://bucket/prefix`, with the usual AWS_* variables).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class ServerConfig:
     preemption_grace_s: float = 30.0  # SIGTERM -> SIGKILL, for a preempted gang to checkpoint
     policy: str = "trainyard"  # trainyard | backfill | fifo
     teams_file: Path | None = None
+    blob_url: str | None = None  # code archives and artifacts; default: a directory under home
     cpus: float | None = None  # capacity overrides; default: this machine's
     gpus: int | None = None
     memory_gb: float | None = None
@@ -36,14 +38,12 @@ class ServerConfig:
         if self.database_url is None:
             default = f"sqlite:///{self.home / 'trainyard.db'}"
             self.database_url = os.environ.get("TRAINYARD_DATABASE_URL") or default
+        if self.blob_url is None:
+            self.blob_url = os.environ.get("TRAINYARD_BLOB_URL") or str(self.home / "blobs")
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def blobs(self) -> Path:
-        return self.home / "blobs"
 
     @property
     def checkpoints(self) -> Path:
@@ -58,5 +58,5 @@ class ServerConfig:
         return self.home / "work"
 
     def make_dirs(self) -> None:
-        for d in (self.home, self.blobs, self.checkpoints, self.logs, self.workdirs):
+        for d in (self.home, self.checkpoints, self.logs, self.workdirs):
             d.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ from trainyard.config import ServerConfig
 from trainyard.control import teams
 from trainyard.control.loop import ControlLoop
 from trainyard.control.sweeps import SweepDriver
-from trainyard.registry.evaluation import EvaluationDriver
 from trainyard.scheduler.policy import PRESETS
 from trainyard.storage import BlobStore
 from trainyard.store import Store
@@ -34,10 +33,10 @@ class Platform:
             scheduling = teams.load_file(config.teams_file)
             with store.session() as s:
                 teams.seed(s, scheduling)
-        loop = ControlLoop(store, backend, config, policy=PRESETS[config.policy])
+        blobs = BlobStore(config.blob_url or "")
+        loop = ControlLoop(store, backend, config, blobs, policy=PRESETS[config.policy])
         loop.add_driver(SweepDriver())
-        loop.add_driver(EvaluationDriver())
-        return cls(config, store, backend, loop, BlobStore(str(config.blobs)))
+        return cls(config, store, backend, loop, blobs)
 
 
 def get_platform(request: Request) -> Platform:

@@ -53,13 +53,14 @@ class ControlLoop:
         store: Store,
         backend: Backend,
         config: ServerConfig,
+        blobs: BlobStore,
         policy: PolicyConfig = TRAINYARD,
     ):
         self.store = store
         self.backend = backend
         self.config = config
         self.policy = policy
-        self.blobs = BlobStore(str(config.blobs))
+        self.blobs = blobs
         self._adopted_at: dict[tuple[str, int], datetime] = {}
         self._drivers: list[Callable[[ControlLoop], None]] = []
         self._stop = threading.Event()

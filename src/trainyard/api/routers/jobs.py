@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from trainyard.api import views
 from trainyard.api.platform import Platform, get_platform
+from trainyard.api.routers import runs as run_routes
 from trainyard.api.schemas import CheckpointList, EventList, JobDetail, JobList, SubmitRequest
 from trainyard.control import jobs
 from trainyard.spec import parse_job_spec
 from trainyard.store import repo
+from trainyard.tracking import history
 
 router = APIRouter(prefix="/v1/training-jobs", tags=["training-jobs"])
 
@@ -60,11 +62,15 @@ def job_checkpoints(
         return CheckpointList(items=[views.checkpoint_view(c) for c in rows])
 
 
-@router.get("/{job_id}/metrics/{key}")
-def metric_history(job_id: str, key: str, platform: Platform = Depends(get_platform)) -> dict:
-    with platform.store.session() as s:
-        repo.get_job(s, job_id)
-        return {"key": key, "points": repo.metric_history(s, job_id, key)}
+@router.get("/{job_id}/metrics/{key:path}")
+def metric_history(
+    job_id: str, key: str,
+    max_points: int | None = Query(None, ge=2, le=100_000, description="Down-sample to at most this many."),
+    format: history.Shape = Query("points", description="'points' (objects) or 'columns' (parallel arrays)."),
+    platform: Platform = Depends(get_platform),
+) -> Response:
+    """A job's metric history: its run's (job id == run id)."""
+    return run_routes.metric_history(job_id, key, max_points, format, platform)
 
 
 @router.get("/{job_id}/logs")
