@@ -11,6 +11,7 @@ from trainyard.config import ServerConfig
 from trainyard.control import teams
 from trainyard.control.loop import ControlLoop
 from trainyard.control.sweeps import SweepDriver
+from trainyard.registry.evaluation import EvaluationDriver
 from trainyard.scheduler.policy import PRESETS
 from trainyard.storage import BlobStore
 from trainyard.store import Store
@@ -36,6 +37,7 @@ class Platform:
         blobs = BlobStore(config.blob_url or "")
         loop = ControlLoop(store, backend, config, blobs, policy=PRESETS[config.policy])
         loop.add_driver(SweepDriver())
+        loop.add_driver(EvaluationDriver())
         return cls(config, store, backend, loop, blobs)
 
 
