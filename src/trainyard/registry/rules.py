@@ -113,7 +113,7 @@ def parse(text: str) -> Rule:
 
 
 def _value(node: ast.expr, metrics: dict[str, float], champion: dict[str, float] | None) -> float:
-    if isinstance(node, ast.Constant):
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         return float(node.value)
     if isinstance(node, ast.Name):
         if node.id not in metrics or metrics[node.id] is None:

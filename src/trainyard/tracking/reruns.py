@@ -24,6 +24,7 @@ def rerun(store: Store, loop: ControlLoop, blobs: BlobStore, job_id: str) -> Job
     spec["labels"] = {**(spec.get("labels") or {}), RERUN_LABEL: job_id}
     job = jobs.submit(store, loop, blobs, parse_job_spec(spec), code if code["digest"] else None)
     with store.session() as s:
+        digest = str(code["digest"] or "none")
         repo.add_event(s, job.id, "rerun", f"a rerun of job {job_id}: its resolved spec, code "
-                       f"{(code['digest'] or 'none')[:19]} and dataset {spec.get('dataset') or 'none'}")
+                       f"{digest[:19]}… and dataset {spec.get('dataset') or 'none'}")
     return job
