@@ -16,6 +16,7 @@ def when(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
+@pytest.mark.timeout(900)
 def test_low_priority_job_is_preempted_checkpoints_in_grace_and_resumes(make_server, tmp_path):
     server = make_server("--cpus", "2", "--preemption-grace-s", "30")
     client = server.client()
@@ -37,7 +38,7 @@ def test_low_priority_job_is_preempted_checkpoints_in_grace_and_resumes(make_ser
     assert in_grace, "no checkpoint was committed during the grace period"
 
     assert final(client, high)["state"] == "SUCCEEDED"
-    job = final(client, low)
+    job = final(client, low, timeout=400)
     assert job["state"] == "SUCCEEDED", job["reason"]
     assert job["attempt"] == 2 and job["restarts"] == 0  # a preemption is not a failure
     assert restore_step_of(client, low, 2) == max(c["step"] for c in in_grace)
