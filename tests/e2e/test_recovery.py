@@ -18,8 +18,11 @@ pytestmark = pytest.mark.slow
 DIGITS = REPO / "examples" / "digits"
 
 
-def digits_spec(tmp_path: Path, priority: str | None = None, **hparams) -> Path:
+def digits_spec(tmp_path: Path, priority: str | None = None, heartbeat_timeout_s: float | None = None,
+                **hparams) -> Path:
     spec = yaml.safe_load((DIGITS / "job.yaml").read_text())
+    if heartbeat_timeout_s is not None:
+        spec["heartbeat_timeout_s"] = heartbeat_timeout_s
     spec["code"] = str(DIGITS)
     spec["hyperparameters"] = {**spec.get("hyperparameters", {}), **hparams}
     if priority is not None:
@@ -99,7 +102,7 @@ def test_rank_killed_mid_training_resumes_from_last_checkpoint(server, tmp_path)
 
 def test_frozen_rank_is_declared_dead_fenced_and_recovered(server, tmp_path):
     client = server.client()
-    job_id = submit(server, digits_spec(tmp_path, step_sleep_s=0.05))
+    job_id = submit(server, digits_spec(tmp_path, heartbeat_timeout_s=10, step_sleep_s=0.05))
     job = running_with_checkpoints(client, job_id, count=1)
     victim = next(w for w in job["workers"] if w["rank"] == 1)
     os.kill(victim["pid"], signal.SIGSTOP)

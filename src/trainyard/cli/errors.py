@@ -21,5 +21,5 @@ def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a client call, turning server and connection errors into one clear line."""
     try:
         return fn(*args, **kwargs)
-    except (TrainyardError, ServerUnavailable) as exc:
+    except (TrainyardError, ServerUnavailable, OSError) as exc:  # OSError: a local file to send or write
         fail(str(exc))

@@ -38,7 +38,9 @@ def state(value: str) -> Text:
 def attempt_text(job: dict[str, Any]) -> str:
     if not job["attempt"]:
         return "-"
-    return f"{job['attempt']} ({job['restarts']}/{job['max_restarts']} restarts)" if job["restarts"] else str(job["attempt"])
+    if not job["restarts"]:
+        return str(job["attempt"])
+    return f"{job['attempt']} ({job['restarts']}/{job['max_restarts']} restarts)"
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:

@@ -20,24 +20,16 @@ from rich.table import Table
 from rich.text import Text
 
 from trainyard.cli import render
-from trainyard.client import Client, ServerUnavailable, TrainyardError
+from trainyard.cli.errors import call, err, fail
+from trainyard.client import Client
 
 app = typer.Typer(no_args_is_help=True, help="Runs: every job's tracking record, and any script's "
                   "that called trainyard.init() against a server. Search, compare, metrics, artifacts.")
 out = Console()
-err = Console(stderr=True)
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",
                                                help="Server URL (default http://127.0.0.1:8765).")]
 MAX_COLUMNS = 5
-
-
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(*args, **kwargs)
-    except (TrainyardError, ServerUnavailable, OSError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
 
 
 def _number(value: Any) -> str:
@@ -92,10 +84,10 @@ def list_runs(
              "limit": limit}
     with Client(server_url) as client:
         if all_pages:
-            runs = _call(lambda: list(client.iter_runs(**query)))
+            runs = call(lambda: list(client.iter_runs(**query)))
             token = None
         else:
-            page = _call(client.search_runs, **query)
+            page = call(client.search_runs, **query)
             runs, token = page["items"], page["next_page_token"]
     if as_json:
         for r in runs:
@@ -110,8 +102,8 @@ def list_runs(
 def show(run_id: str, server_url: ServerOpt = None) -> None:
     """A run's state, params, tags, latest metrics and artifacts."""
     with Client(server_url) as client:
-        run = _call(client.run, run_id)
-        artifacts = _call(client.artifacts, run_id)
+        run = call(client.run, run_id)
+        artifacts = call(client.artifacts, run_id)
     out.print(Text.assemble((run["id"], "bold"), "  ", render.state(run["state"]),
                             f"  {run['project']}/{run['experiment'] or '-'}  ({run['source']} run, "
                             f"{render.age(run['created_at'])} ago)"))
@@ -132,7 +124,7 @@ def compare(run_ids: Annotated[list[str], typer.Argument(help="Two or more runs.
             server_url: ServerOpt = None) -> None:
     """Runs side by side: every param and latest metric; rows that differ are highlighted."""
     with Client(server_url) as client:
-        table_data = _call(client.compare_runs, run_ids)
+        table_data = call(client.compare_runs, run_ids)
     table = Table(box=None, header_style="bold")
     table.add_column("")
     for r in table_data["runs"]:
@@ -154,7 +146,7 @@ def metric(
 ) -> None:
     """Print a metric's history as CSV (step,timestamp,value), down-sampled if asked."""
     with Client(server_url) as client:
-        cols = _call(client.metric_columns, run_id, key, max_points)
+        cols = call(client.metric_columns, run_id, key, max_points)
     extra = [n for n in ("min", "max", "count") if n in cols]
     print(",".join(["step", "timestamp", "value", *extra]))
     for row in zip(*(cols[n] for n in ("step", "timestamp", "value", *extra)), strict=True):
@@ -173,7 +165,7 @@ def end(
 ) -> None:
     """End a client run (a job's run ends with its job)."""
     with Client(server_url) as client:
-        run = _call(client.end_run, run_id, state.upper(), reason)
+        run = call(client.end_run, run_id, state.upper(), reason)
     err.print(f"{run['id']}: {run['state']}", highlight=False)
 
 
@@ -181,7 +173,7 @@ def end(
 def artifacts(run_id: str, server_url: ServerOpt = None) -> None:
     """List a run's artifacts: path, size, checksum."""
     with Client(server_url) as client:
-        items = _call(client.artifacts, run_id)
+        items = call(client.artifacts, run_id)
     table = Table(box=None, header_style="bold")
     for name in ("PATH", "BYTES", "SHA256", "URI"):
         table.add_column(name)
@@ -204,12 +196,11 @@ def upload(
 ) -> None:
     """Stream a file into the run's artifacts."""
     if not file.is_file():
-        err.print(f"[bold red]error:[/] {file} is not a file")
-        raise typer.Exit(2)
+        fail(f"{file} is not a file")
     path = as_path or file.name
     with Client(server_url) as client, _progress() as bar:
         task = bar.add_task(f"upload {path}", total=file.stat().st_size)
-        meta = _call(client.upload_artifact, run_id, path, file,
+        meta = call(client.upload_artifact, run_id, path, file,
                      progress=lambda n: bar.advance(task, n))
     err.print(f"{run_id}/{meta['path']}: {meta['bytes']:,} bytes, sha256 {meta['sha256']}", highlight=False)
 
@@ -224,9 +215,9 @@ def download(
     """Stream one of the run's artifacts to a file."""
     dest = output or Path(path.rsplit("/", 1)[-1])
     with Client(server_url) as client:
-        size = next((a["bytes"] for a in _call(client.artifacts, run_id) if a["path"] == path), None)
+        size = next((a["bytes"] for a in call(client.artifacts, run_id) if a["path"] == path), None)
         with _progress() as bar:
             task = bar.add_task(f"download {path}", total=size)
-            n = _call(client.download_artifact, run_id, path, dest, progress=lambda k: bar.advance(task, k))
+            n = call(client.download_artifact, run_id, path, dest, progress=lambda k: bar.advance(task, k))
     err.print(f"{dest}: {n:,} bytes", highlight=False)
 
