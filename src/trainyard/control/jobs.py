@@ -65,6 +65,7 @@ def cancel(store: Store, loop: ControlLoop, job_id: str, reason: str | None = No
         if JobState(job.state).terminal:
             return job
         job.cancel_requested = True
+        job.cancel_reason = reason
         if job.state == JobState.QUEUED:
             repo.set_state(s, job, JobState.CANCELLED, "cancelled",
                            f"{reason} while queued" if reason else "cancelled by request while queued")

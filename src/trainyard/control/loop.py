@@ -149,7 +149,7 @@ class ControlLoop:
             return
         self._record_exits(s, job, att, statuses)
         if job.cancel_requested and att.stop_kind != "cancel":
-            self._begin_stop(s, job, att, "cancel", "the job is being cancelled; checkpoint and exit")
+            self._begin_stop(s, job, att, "cancel", job.cancel_reason or "cancelled by request")
         if att.stop_kind:  # exits now are the hand-off's, not a success or a failure
             self._drive_stop(s, job, att, gang_alive)
             return
@@ -269,7 +269,8 @@ class ControlLoop:
         for w in repo.workers_of(s, job.id, att.number):
             if w.state in ("STARTING", "RUNNING"):
                 w.state = "KILLED"
-        repo.set_state(s, job, JobState.CANCELLED, "cancelled", "cancelled by request; all ranks gone")
+        why = job.cancel_reason or "cancelled by request"
+        repo.set_state(s, job, JobState.CANCELLED, "cancelled", f"{why}; all ranks gone")
 
     def _release(self, att: Attempt) -> None:
         cleanup = getattr(self.backend, "cleanup", None)

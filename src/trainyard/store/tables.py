@@ -62,6 +62,7 @@ class Job(Base):
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     step: Mapped[int | None] = mapped_column(Integer)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)  # who asked and why, e.g. a sweep's pruner
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]

@@ -1,4 +1,4 @@
-"""teams, priority classes, and how an attempt is being stopped (cancel or preemption)
+"""teams, priority classes, and how an attempt is being stopped (cancel or preemption), and why
 
 Revision ID: 0002_scheduling
 Revises: 0001
@@ -29,6 +29,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), primary_key=True),
         sa.Column("value", sa.Integer(), nullable=False),
     )
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("cancel_reason", sa.Text(), nullable=True))
     with op.batch_alter_table("attempts") as batch:
         batch.add_column(sa.Column("stop_kind", sa.String(length=16), nullable=True))
         batch.add_column(sa.Column("stop_reason", sa.Text(), nullable=True))
@@ -40,5 +42,7 @@ def downgrade() -> None:
     with op.batch_alter_table("attempts") as batch:
         for col in ("stop_sent_at", "stop_for", "stop_reason", "stop_kind"):
             batch.drop_column(col)
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("cancel_reason")
     op.drop_table("priority_classes")
     op.drop_table("teams")
