@@ -13,36 +13,18 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import yaml
+from _server import REPO, YARD, running_server, wait
 
-REPO = Path(__file__).resolve().parents[1]
-YARD = [sys.executable, "-m", "trainyard.cli.main"]
 TARGET_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(pred, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := pred():
-            return value
-        time.sleep(interval)
-    raise TimeoutError
 
 
 def event_time(events: list[dict], kind: str, nth: int = 0) -> float:
@@ -90,23 +72,12 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--every-steps", type=int, default=25)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as tmp:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "TRAINYARD_HOME": f"{tmp}/home", "TRAINYARD_SERVER": url}
-        server = subprocess.Popen([*YARD, "server", "--port", str(port)], env=env,
-                                  stderr=subprocess.DEVNULL)
-        try:
-            with httpx.Client(base_url=url, timeout=10) as http:
-                wait(lambda: _up(http), 60, 0.2)
-                rows = []
-                for _ in range(args.trials):
-                    row = trial(http, env, Path(tmp), args.every_steps)
-                    print(json.dumps(row), flush=True)
-                    rows.append(row)
-        finally:
-            server.terminate()
-            server.wait(10)
+    with running_server(timeout_s=10) as srv:
+        rows = []
+        for _ in range(args.trials):
+            row = trial(srv.http, srv.env, srv.tmp, args.every_steps)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     rec = statistics.median(r["recovery_s"] for r in rows)
     lost = max(r["steps_lost"] for r in rows)
     print(json.dumps({"bench": "recovery_summary", "median_recovery_s": rec,
@@ -117,13 +88,6 @@ def main() -> int:
                       "ok": rec <= TARGET_S and lost <= args.every_steps
                       and all(r["final_state"] == "SUCCEEDED" for r in rows)}))
     return 0
-
-
-def _up(http: httpx.Client) -> bool:
-    try:
-        return http.get("/healthz").status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 if __name__ == "__main__":

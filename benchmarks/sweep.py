@@ -17,19 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import yaml
+from _server import REPO, YARD, running_server, wait
 
-REPO = Path(__file__).resolve().parents[1]
-YARD = [sys.executable, "-m", "trainyard.cli.main"]
 DIGITS = REPO / "examples/digits"
 
 SPACE = {
@@ -44,21 +40,6 @@ GRID = {  # the same space, coarsened: 3 x 3 x 2 x 1 = 18 points
     "dropout": {"type": "categorical", "values": [0.0, 0.25]},
     "optimizer": {"type": "categorical", "values": ["adam"]},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(pred, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := pred():
-            return value
-        time.sleep(interval)
-    raise TimeoutError
 
 
 def sweep_file(tmp: Path, name: str, epochs: int, step_sleep: float, **fields) -> Path:
@@ -77,7 +58,7 @@ def run_sweep(http: httpx.Client, env: dict, path: Path, method: str, epochs: in
     started = time.monotonic()
     sweep_id = subprocess.run([*YARD, "sweep", str(path), "-q"], env=env, capture_output=True, text=True,
                               check=True).stdout.strip()
-    sweep = wait(lambda: (w := http.get(f"/v1/sweeps/{sweep_id}").json())["state"] != "RUNNING" and w, 1800)
+    sweep = wait(lambda: (w := http.get(f"/v1/sweeps/{sweep_id}").json())["state"] != "RUNNING" and w, 1800, 1.0)
     wall = time.monotonic() - started
     trials = http.get(f"/v1/sweeps/{sweep_id}/trials").json()["items"]
     ran = sum(t["metrics"].get("epoch") or 0 for t in trials)
@@ -96,32 +77,22 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--step-sleep", type=float, default=0.02)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        port = free_port()
-        env = {**os.environ, "TRAINYARD_HOME": str(tmp / "home"), "TRAINYARD_SERVER": f"http://127.0.0.1:{port}"}
-        server = subprocess.Popen([*YARD, "server", "--port", str(port), "--cpus", "2"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            http = httpx.Client(base_url=env["TRAINYARD_SERVER"], timeout=30)
-            wait(lambda: _up(http), 60, 0.2)
-            common = {"epochs": args.epochs, "step_sleep": args.step_sleep}
-            runs = [
-                ("grid", sweep_file(tmp, "grid", **common, search=GRID, sampler="grid")),
-                ("random", sweep_file(tmp, "random", **common, search=SPACE, sampler="random",
-                                      max_trials=args.trials)),
-                ("tpe+asha", sweep_file(tmp, "tpe-asha", **common, search=SPACE, sampler="tpe",
-                                        max_trials=args.trials,
-                                        early_stopping={"type": "asha", "min_resource": 1,
-                                                        "reduction_factor": 3, "resource": "epoch"})),
-            ]
-            results = {}
-            for method, path in runs:
-                results[method] = run_sweep(http, env, path, method, args.epochs)
-                print(json.dumps(results[method]), flush=True)
-        finally:
-            server.terminate()
-            server.wait(30)
+    with running_server("--cpus", "2") as srv:
+        http, env, tmp = srv.http, srv.env, srv.tmp
+        common = {"epochs": args.epochs, "step_sleep": args.step_sleep}
+        runs = [
+            ("grid", sweep_file(tmp, "grid", **common, search=GRID, sampler="grid")),
+            ("random", sweep_file(tmp, "random", **common, search=SPACE, sampler="random",
+                                  max_trials=args.trials)),
+            ("tpe+asha", sweep_file(tmp, "tpe-asha", **common, search=SPACE, sampler="tpe",
+                                    max_trials=args.trials,
+                                    early_stopping={"type": "asha", "min_resource": 1,
+                                                    "reduction_factor": 3, "resource": "epoch"})),
+        ]
+        results = {}
+        for method, path in runs:
+            results[method] = run_sweep(http, env, path, method, args.epochs)
+            print(json.dumps(results[method]), flush=True)
     grid, tpe = results["grid"], results["tpe+asha"]
     gap = round((grid["best_val_acc"] - tpe["best_val_acc"]) * 100, 2)
     ratio = round(tpe["trial_epochs"] / max(grid["trial_epochs"], 1), 3)
@@ -131,13 +102,6 @@ def main() -> int:
                           round(tpe["trial_epochs_granted"] / max(grid["trial_epochs"], 1), 3),
                       "target": "gap <= 1 point and ratio <= 0.333", "met": gap <= 1.0 and ratio <= 1 / 3}))
     return 0
-
-
-def _up(http: httpx.Client) -> bool:
-    try:
-        return http.get("/healthz").status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 if __name__ == "__main__":

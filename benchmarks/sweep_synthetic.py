@@ -18,20 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import yaml
+from _server import REPO, YARD, running_server, wait
 
-REPO = Path(__file__).resolve().parents[1]
-YARD = [sys.executable, "-m", "trainyard.cli.main"]
 TRIALS_DIR = REPO / "benchmarks/sweep_trials"
 OPTIMA = {"branin": 0.397887, "hartmann6": -3.32237}
 SPACES = {
@@ -40,21 +37,6 @@ SPACES = {
     "hartmann6": {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(1, 7)},
 }
 TARGET_OVERHEAD_S = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(pred, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := pred():
-            return value
-        time.sleep(interval)
-    raise TimeoutError
 
 
 def ts(value: str) -> float:
@@ -153,30 +135,11 @@ def main() -> int:
     ap.add_argument("--overhead-trials", type=int, default=10)
     ap.add_argument("--skip-quality", action="store_true")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        port = free_port()
-        env = {**os.environ, "TRAINYARD_HOME": str(tmp / "home"),
-               "TRAINYARD_SERVER": f"http://127.0.0.1:{port}"}
-        server = subprocess.Popen([*YARD, "server", "--port", str(port), "--cpus", "4"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            http = httpx.Client(base_url=env["TRAINYARD_SERVER"], timeout=60)
-            wait(lambda: _up(http), 60, 0.2)
-            overhead(http, env, tmp, args.overhead_trials)
-            if not args.skip_quality:
-                quality(http, env, tmp, args)
-        finally:
-            server.terminate()
-            server.wait(30)
+    with running_server("--cpus", "4", timeout_s=60) as srv:
+        overhead(srv.http, srv.env, srv.tmp, args.overhead_trials)
+        if not args.skip_quality:
+            quality(srv.http, srv.env, srv.tmp, args)
     return 0
-
-
-def _up(http: httpx.Client) -> bool:
-    try:
-        return http.get("/healthz").status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 if __name__ == "__main__":
