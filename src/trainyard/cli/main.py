@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 
 from trainyard.cli import datasets, lineage, models, render, runs, scheduling, sweep
+from trainyard.cli.code import upload_code
 from trainyard.cli.errors import call, err, fail
 from trainyard.cli.sim import sim
 from trainyard.client import Client, ServerUnavailable, TrainyardError
@@ -81,21 +82,13 @@ def submit(
         spec = parse_job_spec(data)
     except SpecError as exc:
         fail(str(exc))
-    from trainyard.storage import pack_directory
-
-    code_path = (spec_file.parent / spec.code).resolve()
-    try:
-        snap = pack_directory(code_path)
-    except ValueError as exc:
-        fail(str(exc))
     with Client(server_url) as client:
-        ref = call(client.upload_code, snap.archive)
-        code = {"digest": ref["digest"], "git_commit": snap.git_commit, "git_dirty": snap.git_dirty}
+        code = upload_code(client, spec_file.parent / spec.code)
         job = call(client.submit, data, code)
         print(job["id"], flush=True)
         if not quiet:
             err.print(f"submitted {job['name']} (team {job['team']}): {job['state']}; "
-                      f"code {ref['digest'][:19]}…", highlight=False)
+                      f"code {code['digest'][:19]}…", highlight=False)
         if follow:
             raise typer.Exit(watch(client, job["id"]))
 

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trainyard.cli import render
+from trainyard.cli.code import upload_code
 from trainyard.cli.errors import call, err, fail
 from trainyard.client import Client
 from trainyard.spec import SpecError, load_spec_file
@@ -64,18 +65,10 @@ def create(
         fail(str(exc))
     code = None
     evaluation = data.get("evaluation")
-    if isinstance(evaluation, dict):
-        from trainyard.storage import pack_directory
-
-        code_path = (model_file.parent / str(evaluation.get("code", "."))).resolve()
-        try:
-            snap = pack_directory(code_path)
-        except ValueError as exc:
-            fail(f"evaluation.code: {exc}")
     with Client(server_url) as client:
         if isinstance(evaluation, dict):
-            ref = call(client.upload_code, snap.archive)
-            code = {"digest": ref["digest"], "git_commit": snap.git_commit, "git_dirty": snap.git_dirty}
+            code_dir = model_file.parent / str(evaluation.get("code", "."))
+            code = upload_code(client, code_dir, field="evaluation.code")
         model = call(client.declare_model, data, code)
     gate = model["evaluation"]
     print(model["name"], flush=True)

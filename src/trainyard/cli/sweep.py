@@ -18,7 +18,9 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from trainyard.cli import render
-from trainyard.client import Client, ServerUnavailable, TrainyardError
+from trainyard.cli.code import upload_code
+from trainyard.cli.errors import call, err, fail
+from trainyard.client import Client
 from trainyard.spec import SpecError, load_spec_file
 from trainyard.tuning import parse_sweep_spec
 
@@ -40,22 +42,9 @@ class _FileOrCommand(TyperGroup):
 app = typer.Typer(cls=_FileOrCommand, no_args_is_help=True, help=(
     "Hyperparameter sweeps: `yard sweep sweep.yaml --follow`, then `yard sweep status|best SWEEP`."))
 out = Console()
-err = Console(stderr=True)
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",
                                                help="Server URL (default http://127.0.0.1:8765).")]
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(*args, **kwargs)
-    except (TrainyardError, ServerUnavailable) as exc:
-        fail(str(exc))
 
 
 def read_sweep_file(path: Path) -> tuple[dict[str, Any], Path]:
@@ -85,15 +74,8 @@ def submit(
         spec = parse_sweep_spec(data)
     except SpecError as exc:
         fail(str(exc))
-    from trainyard.storage import pack_directory
-
-    try:
-        snap = pack_directory((base / spec.template.code).resolve())
-    except ValueError as exc:
-        fail(str(exc))
     with Client(server_url) as client:
-        ref = call(client.upload_code, snap.archive)
-        code = {"digest": ref["digest"], "git_commit": snap.git_commit, "git_dirty": snap.git_dirty}
+        code = upload_code(client, base / spec.template.code, field="job.code")
         sweep = call(client.submit_sweep, data, code)
         print(sweep["id"], flush=True)
         if not quiet:
