@@ -32,16 +32,21 @@ class NodeReservation:
 def reserve(state: ClusterState, job: GangRequest, groups: list[int], now: float) -> NodeReservation | None:
     index = state.index
     best: tuple[float, list[int]] | None = None
+    # One copy of the per-node lists as arrays, then every group is a fancy index into them.
+    free_all = np.array(index.free, dtype=np.int64)
+    ends_all = np.array(index.end_max, dtype=np.float64)
+    schedulable = np.array(index.schedulable, dtype=bool)
     for gid in groups:
         group = index.groups[gid]
         fewest = index.min_nodes(job, gid)
-        nodes = [n for n in group.nodes if index.schedulable[n]]
-        if fewest == 0 or len(nodes) < fewest:
+        members = np.array(group.nodes, dtype=np.int64)
+        ids = members[schedulable[members]]
+        if fewest == 0 or len(ids) < fewest:
             continue
+        nodes = ids.tolist() if job.cpus or job.memory_gb else []
         need = job.gpus if fewest == 1 else group.gpus_per_node
-        ids = np.fromiter(nodes, dtype=np.int64, count=len(nodes))
-        free = np.fromiter((index.free[n] for n in nodes), dtype=np.int64, count=len(nodes))
-        ends = np.fromiter((index.end_max[n] for n in nodes), dtype=np.float64, count=len(nodes))
+        free = free_all[ids]
+        ends = ends_all[ids]
         if job.cpus or job.memory_gb:  # room means CPUs and memory too, where tracked
             share = job.gpus if fewest == 1 else index.per_node(job, group.gpus_per_node)
             roomy = np.fromiter((not any(index.shortfall(job, n, share)) for n in nodes), dtype=bool,

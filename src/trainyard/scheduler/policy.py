@@ -44,6 +44,7 @@ class PolicyConfig:
     max_preemption_attempts: int = 8  # victim searches per cycle
     victim_scan_nodes: int = 256  # nodes looked at per victim search
     look_past_full: int = 64  # jobs looked at after nothing fits, for preemption chances
+    give_up_after: int = 256  # jobs in a row that changed nothing end the cycle (0: never)
     explain: bool = True  # write a reason for every pending job (the simulator turns it off)
 
 
@@ -112,6 +113,10 @@ class _Cycle:
         heapq.heapify(self._teams)
         considered = 0
         full_since = -1  # jobs considered when nothing was left to place
+        out = self.out
+        give_up = self.c.give_up_after or INF
+        changed_at = 0  # jobs considered when the last admission or preemption was made
+        decided = 0
         while self._teams:
             _, team = heapq.heappop(self._teams)
             entry = queue.pop(team)
@@ -122,6 +127,11 @@ class _Cycle:
                 heapq.heappush(self._teams, (self._team_key(team), team))
             if not go_on or considered >= self.c.max_considered:
                 break
+            if len(out.admit) + len(out.preempt) != decided:
+                decided = len(out.admit) + len(out.preempt)
+                changed_at = considered
+            elif considered - changed_at >= give_up:
+                break  # the rest of the queue is no likelier to fit than what was just tried
             if full_since < 0 and self._nothing_fits():
                 full_since = considered
                 if self._nothing_can_change():
@@ -191,7 +201,7 @@ class _Cycle:
         if job.gpus >= self.quota_blocked.get(job.team, INF):
             self._wait(job, lambda: self._quota_reason(job))
             return True
-        verdict = state.quota.check(job) if self.c.quotas else _WITHIN
+        verdict = state.quota.check(job, why=self.c.explain) if self.c.quotas else _WITHIN
         if verdict.kind == BLOCKED:
             self.quota_blocked[job.team] = min(job.gpus, self.quota_blocked.get(job.team, job.gpus))
             self._wait(job, lambda: f"{describe_need(state.index, job)}; {verdict.reason}")
@@ -297,7 +307,7 @@ class _Cycle:
             state.stop(victim.job.id)
             self.out.preempt.append(Preempt(victim.job.id, job.id, self._why(job, held.gang.job, reclaim)))
         self._refresh_team_keys()
-        borrowing = self.c.quotas and state.quota.check(job).kind == BORROW
+        borrowing = self.c.quotas and state.quota.check(job, why=False).kind == BORROW
         self._admit(job, finder.placement_on(plan, gid), borrowing, False)
         return True
 
@@ -315,7 +325,7 @@ class _Cycle:
             if cohort is not None and quota.team(v.team).cohort == cohort:
                 cohort_g += v.gpus
                 cohort_c += v.cpus
-        verdict = quota.check(job, (int(team_g), team_c), (int(cohort_g), cohort_c))
+        verdict = quota.check(job, (int(team_g), team_c), (int(cohort_g), cohort_c), why=False)
         return verdict.kind != BLOCKED
 
     def _why(self, job: GangRequest, victim: GangRequest, reclaim: bool) -> str:

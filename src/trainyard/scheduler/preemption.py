@@ -17,7 +17,7 @@ A team within its nominal quota is never preempted by another team's work.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from trainyard.scheduler.model import GangRequest
@@ -106,6 +106,35 @@ class VictimFinder:
         cpus, memory = node_share(held.gang.job, gpus)
         return (float(gpus), cpus, memory)
 
+    def _candidate_nodes(self, gid: int, exclude: Collection[int]) -> list[int] | None:
+        """Nodes of the group holding a gang this job may evict, most free GPUs first; None
+        when there are too many to list (then the search walks the free-GPU buckets)."""
+        index = self.state.index
+        found: set[int] = set()
+        limit = 4 * self.scan_nodes
+        for kind, where in self.state.nodes_by_kind.items():
+            if where and self._kind_ok(kind):
+                if len(found) + len(where) > limit:
+                    return None
+                found.update(where)
+        group_of, schedulable, free = index.group_of, index.schedulable, index.free
+        nodes = [n for n in found if group_of[n] == gid and schedulable[n] and n not in exclude]
+        nodes.sort(key=lambda n: -free[n])
+        return nodes
+
+    def _walk(self, gid: int, top: int, exclude: Collection[int]) -> Iterator[int]:
+        """Schedulable nodes of the group with at most `top` free GPUs, most free first."""
+        candidates = self._candidate_nodes(gid, exclude)
+        if candidates is not None:
+            free = self.state.index.free
+            yield from (n for n in candidates if free[n] <= top)
+            return
+        buckets = self.state.index.groups[gid].buckets
+        for f in range(top, -1, -1):
+            for nid in buckets[f]:
+                if nid not in exclude:
+                    yield nid
+
     def _find_one_node(self, gid: int, exclude: Collection[int]) -> VictimPlan | None:
         """Nodes with the most free GPUs first (they need the least freed); one victim is
         the best there is, so stop once a few one-victim choices have been seen.
@@ -122,41 +151,39 @@ class VictimFinder:
         best: tuple[int, float, list[Held], int] | None = None
         singles = 0
         scanned = 0
-        for f in range(top, -1, -1):
-            for nid in group.buckets[f]:
-                if nid in exclude:
-                    continue
+        for nid in self._walk(gid, top, exclude):
+            if extras:
                 short = index.shortfall(job, nid, job.gpus)
                 if not any(short):
                     continue  # room already (the placement search left it for a reason)
-                scanned += 1
-                single: tuple[float, Held] | None = None
-                cands: list[tuple[Held, Resources]] = []
-                total = [0.0, 0.0, 0.0]
-                for job_id in index.jobs_on[nid]:
-                    held = running[job_id]
-                    if not self.may_evict(held):
-                        continue
-                    frees = self._frees(held, nid)
-                    cands.append((held, frees))
-                    for i in range(3):
-                        total[i] += frees[i]
-                    if covers(frees, short):
-                        lost = self.cost((held,))
-                        if single is None or lost < single[0]:
-                            single = (lost, held)
-                if single is not None:
-                    singles += 1
-                    if best is None or (1, single[0]) < best[:2]:
-                        best = (1, single[0], [single[1]], nid)
-                elif covers(total, short) and (best is None or best[0] > 1):
-                    chosen = self._smallest_set(cands, short)
-                    if chosen is not None:
-                        rank = (len(chosen), self.cost(chosen))
-                        if best is None or rank < best[:2]:
-                            best = (*rank, chosen, nid)
-                if singles >= 16 or scanned >= self.scan_nodes:
-                    break
+            else:
+                short = (float(job.gpus - index.free[nid]), 0.0, 0.0)
+            scanned += 1
+            single: tuple[float, Held] | None = None
+            cands: list[tuple[Held, Resources]] = []
+            total = [0.0, 0.0, 0.0]
+            for job_id, (gpus, _) in index.jobs_on[nid].items():
+                held = running[job_id]
+                if not self.may_evict(held):
+                    continue
+                frees = self._frees(held, nid) if extras else (float(gpus), 0.0, 0.0)
+                cands.append((held, frees))
+                for i in range(3):
+                    total[i] += frees[i]
+                if covers(frees, short):
+                    lost = self.cost((held,))
+                    if single is None or lost < single[0]:
+                        single = (lost, held)
+            if single is not None:
+                singles += 1
+                if best is None or (1, single[0]) < best[:2]:
+                    best = (1, single[0], [single[1]], nid)
+            elif covers(total, short) and (best is None or best[0] > 1):
+                chosen = self._smallest_set(cands, short)
+                if chosen is not None:
+                    rank = (len(chosen), self.cost(chosen))
+                    if best is None or rank < best[:2]:
+                        best = (*rank, chosen, nid)
             if singles >= 16 or scanned >= self.scan_nodes:
                 break
         if best is None:
@@ -214,28 +241,25 @@ class VictimFinder:
         running = self.state.running
         options: list[tuple[int, float, int, list[Held]]] = []
         scanned = 0
-        for f in range(group.gpus_per_node, -1, -1):
-            for nid in group.buckets[f]:
-                if nid in exclude:
-                    continue
-                scanned += 1
-                short = index.shortfall(job, nid, per_node)
-                if not any(short):
-                    options.append((0, 0.0, nid, []))
-                else:
-                    cands = []
-                    for job_id in index.jobs_on[nid]:
-                        held = running[job_id]
-                        if self.may_evict(held):
-                            cands.append((held, self._frees(held, nid)))
-                        elif index.jobs_on[nid][job_id][0]:
-                            cands = []  # it holds GPUs the gang needs and may not be evicted
-                            break
-                    chosen = self._smallest_set(cands, short) if cands else None
-                    if chosen is not None:
-                        options.append((len(chosen), self.cost(chosen), nid, chosen))
-                if scanned >= self.scan_nodes:
+        for nid in itertools.islice(group.buckets[group.gpus_per_node], fewest):  # free already
+            if nid not in exclude and not any(index.shortfall(job, nid, per_node)):
+                options.append((0, 0.0, nid, []))
+        for nid in self._walk(gid, group.gpus_per_node, exclude):
+            scanned += 1
+            short = index.shortfall(job, nid, per_node)
+            if not any(short):
+                continue  # counted above, or beyond the few free nodes needed
+            cands = []
+            for job_id in index.jobs_on[nid]:
+                held = running[job_id]
+                if self.may_evict(held):
+                    cands.append((held, self._frees(held, nid)))
+                elif index.jobs_on[nid][job_id][0]:
+                    cands = []  # it holds GPUs the gang needs and may not be evicted
                     break
+            chosen = self._smallest_set(cands, short) if cands else None
+            if chosen is not None:
+                options.append((len(chosen), self.cost(chosen), nid, chosen))
             if scanned >= self.scan_nodes:
                 break
         if len(options) < fewest:

@@ -75,8 +75,9 @@ class QuotaBook:
             t.cpus is not None and self.used_cpus[team] - less_cpus > t.cpus + 1e-9)
 
     def check(self, job: GangRequest, freed_team: tuple[int, float] = (0, 0.0),
-              freed_cohort: tuple[int, float] = (0, 0.0)) -> QuotaVerdict:
-        """May `job` start, given what preempting others would give back?"""
+              freed_cohort: tuple[int, float] = (0, 0.0), why: bool = True) -> QuotaVerdict:
+        """May `job` start, given what preempting others would give back? (`why`: False
+        leaves the verdict's reason empty, for callers that never show it.)"""
         t = self.team(job.team)
         verdict = WITHIN
         reasons = []
@@ -91,16 +92,16 @@ class QuotaBook:
             after = used - f_team + ask
             if after <= nominal + 1e-9:
                 continue
-            at = f"team {t.name} at quota {_fmt(used)}/{_fmt(nominal)} {res}"
+            at = f"team {t.name} at quota {_fmt(used)}/{_fmt(nominal)} {res}" if why else ""
             if t.cohort is None:
                 reasons.append(f"{at}, no cohort to borrow from")
                 continue
             idle = cohort_nominal[t.cohort] - (cohort_used[t.cohort] - f_cohort)
             borrow = after - nominal
             if limit is not None and borrow > limit + 1e-9:
-                reasons.append(f"{at}, borrowing limit {_fmt(limit)}")
+                reasons.append(f"{at}, borrowing limit {_fmt(limit)}" if why else "")
             elif ask > idle + 1e-9:
-                reasons.append(f"{at}, cohort {t.cohort} has {_fmt(max(0, idle))} idle")
+                reasons.append(f"{at}, cohort {t.cohort} has {_fmt(max(0, idle))} idle" if why else "")
             else:
                 verdict = BORROW
         if reasons:

@@ -31,6 +31,8 @@ class ClusterState:
         self.running: dict[str, Held] = {}
         # (team, class value, preemptible, opportunistic) -> GPUs held: who could be a victim
         self.held_by_kind: Counter[tuple[str, int, bool, bool]] = Counter()
+        # kind -> node -> gangs of that kind there: where a victim search need look
+        self.nodes_by_kind: dict[tuple[str, int, bool, bool], Counter[int]] = {}
 
     def priority(self, job: GangRequest) -> int:
         value = self.classes.get(job.priority)
@@ -61,7 +63,11 @@ class ClusterState:
         self.quota.add(job.team, job.gpus, job.cpus)
         held = Held(gang, placement, self.priority(job))
         self.running[job.id] = held
-        self.held_by_kind[self._kind(held)] += job.gpus
+        kind = self._kind(held)
+        self.held_by_kind[kind] += job.gpus
+        where = self.nodes_by_kind.setdefault(kind, Counter())
+        for nid, _ in placement:
+            where[nid] += 1
 
     @staticmethod
     def _kind(held: Held) -> tuple[str, int, bool, bool]:
@@ -74,6 +80,11 @@ class ClusterState:
         self.held_by_kind[kind] -= job.gpus
         if not self.held_by_kind[kind]:
             del self.held_by_kind[kind]
+        where = self.nodes_by_kind[kind]
+        for nid, _ in held.nodes:
+            where[nid] -= 1
+            if not where[nid]:
+                del where[nid]
         self.index.give_back(job, held.nodes)
         self.quota.remove(job.team, job.gpus, job.cpus)
         return held.gang
