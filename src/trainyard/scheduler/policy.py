@@ -44,7 +44,7 @@ class PolicyConfig:
     max_preemption_attempts: int = 8  # victim searches per cycle
     victim_scan_nodes: int = 256  # nodes looked at per victim search
     look_past_full: int = 64  # jobs looked at after nothing fits, for preemption chances
-    give_up_after: int = 256  # jobs in a row that changed nothing end the cycle (0: never)
+    give_up_after: int = 0  # jobs in a row that changed nothing end the cycle (0: never)
     explain: bool = True  # write a reason for every pending job (the simulator turns it off)
 
 
