@@ -24,7 +24,7 @@ from trainyard.scheduler.model import (
 )
 from trainyard.scheduler.placement import NO_EXCLUDE, Placement
 from trainyard.scheduler.preemption import VictimFinder, VictimPlan
-from trainyard.scheduler.queue import Entry, Ordering, PendingQueue
+from trainyard.scheduler.queue import NO_SKIP, Entry, Lane, Ordering, PendingQueue, lane_of
 from trainyard.scheduler.quota import BLOCKED, BORROW, WITHIN, QuotaVerdict
 from trainyard.scheduler.state import ClusterState
 
@@ -103,6 +103,9 @@ class _Cycle:
         self.stopped_by: GangRequest | None = None
         self.admitted: set[str] = set()
         self._rooms: dict[tuple[object, ...], str] = {}
+        self.hopeless: dict[str, set[Lane]] = {}  # team -> lanes that found no room this cycle
+        self._covered = False  # the job just considered failed in a way its whole lane would
+        self._searched_everywhere = False
 
     # -- the walk ----------------------------------------------------------------
 
@@ -110,6 +113,7 @@ class _Cycle:
         queue = self.queue
         tried: list[Entry] = []
         self._teams = [(self._team_key(t), t) for t in queue.heaps if queue.head(t) is not None]
+        self._current = ""
         heapq.heapify(self._teams)
         considered = 0
         full_since = -1  # jobs considered when nothing was left to place
@@ -119,11 +123,18 @@ class _Cycle:
         decided = 0
         while self._teams:
             _, team = heapq.heappop(self._teams)
-            entry = queue.pop(team)
+            skip = self.hopeless.setdefault(team, set())
+            if queue.head(team, skip) is None:
+                continue
+            entry = queue.pop(team, skip)
             tried.append(entry)
             considered += 1
+            self._current = team
+            self._covered = False
             go_on = self._consider(entry[2])
-            if queue.head(team) is not None and not self._team_blocked(team):
+            if self._covered:  # the rest of its lane would fail alike: skip it this cycle
+                skip.add(lane_of(entry[2]))
+            if queue.head(team, skip) is not None and not self._team_blocked(team):
                 heapq.heappush(self._teams, (self._team_key(team), team))
             if not go_on or considered >= self.c.max_considered:
                 break
@@ -151,7 +162,7 @@ class _Cycle:
     def _team_key(self, team: str) -> tuple[float, ...]:
         """DRF across teams within a priority class; jobs starving past the limit go first."""
         queue = self.queue
-        head = queue.head(team)
+        head = queue.head(team, self.hopeless.get(team, NO_SKIP))
         assert head is not None
         if not queue.ordering.fair:
             return (head[0],)
@@ -169,8 +180,12 @@ class _Cycle:
         return smallest is None or smallest >= blocked
 
     def _refresh_team_keys(self) -> None:
-        """Preemption changed other teams' usage: re-rank them."""
-        self._teams = [(self._team_key(t), t) for _, t in self._teams]
+        """Preemption freed room and changed teams' usage: no lane is known to be
+        hopeless any more; re-rank every team with work left (but the one being walked)."""
+        self.hopeless.clear()
+        queue = self.queue
+        self._teams = [(self._team_key(t), t) for t in queue.heaps
+                       if t != self._current and queue.head(t) is not None and not self._team_blocked(t)]
         heapq.heapify(self._teams)
 
     def _nothing_fits(self) -> bool:
@@ -199,11 +214,13 @@ class _Cycle:
             self._wait(job, lambda: f"{describe_need(state.index, job)}; no node in the cluster matches")
             return not self.c.strict
         if job.gpus >= self.quota_blocked.get(job.team, INF):
+            self._covered = True
             self._wait(job, lambda: self._quota_reason(job))
             return True
         verdict = state.quota.check(job, why=self.c.explain) if self.c.quotas else _WITHIN
         if verdict.kind == BLOCKED:
             self.quota_blocked[job.team] = min(job.gpus, self.quota_blocked.get(job.team, job.gpus))
+            self._covered = True
             self._wait(job, lambda: f"{describe_need(state.index, job)}; {verdict.reason}")
             return True
         placed = self._place(job, groups)
@@ -212,6 +229,8 @@ class _Cycle:
             return True
         if self.c.preemption and self._preempt_for(job, groups, verdict):
             return True
+        # No room on any node it may use and no victims: the same for its whole lane.
+        self._covered = self._searched_everywhere and not self.c.strict
         if self.c.strict:
             self.stopped_by = job
             self._wait(job, lambda: f"{describe_need(state.index, job)}; head of the queue, "
@@ -235,6 +254,9 @@ class _Cycle:
         r = self.reservation
         blocked = r is not None and not r.admits(job, self.now)
         exclude = r.nodes if r is not None and blocked else NO_EXCLUDE
+        # Jobs of one lane differ in expected duration, so in what the reservation lets them use;
+        # a failure says the same of the whole lane only when every node was searched.
+        self._searched_everywhere = not blocked or (job.preemptible and self.c.preemption)
         sig = (job.gpu_type, job.zone, job.allow_spot, job.gpus_per_worker, job.max_nodes, blocked,
                *_extras(job))
         if job.gpus >= self.no_room.get(sig, INF):
