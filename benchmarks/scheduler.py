@@ -3,7 +3,23 @@
 Prints one JSON line per measurement, baselines measured in the same run, then
 one line per target saying whether it is met. Run from the repository root:
 
-    .venv/bin/python benchmarks/scheduler.py [--replicate 4] [--load 4]
+    .venv/bin/python benchmarks/scheduler.py [--replicate 8] [--load 4]
+
+Why replicate 8 and load 4. The trace (Pollux's reduction of Philly: 82,247 jobs
+over 109 days) is scaled up by `replicate` copies of every job, with submit
+times compressed until the offered GPU-seconds are `load` × the cluster's over
+the (compressed) submit window. The load is only felt if the window is long
+next to the jobs that carry the GPU-time (the mean job runs 3.6 h, the longest
+ones days). At replicate 4 the window is 9.8 h: the long jobs' work spills far
+past it and even FIFO barely queues (avg JCT 13,186 s against a mean duration of
+13,136 s; all three policies within 0.01 %), so a JCT ratio says nothing. At
+replicate 8 the window is 19.6 h, FIFO's average JCT is 2.1 × the mean duration
+and the queue peaks at ~167,000 jobs: a cluster that is really overloaded while
+the trace arrives, and then drains. Load 4 is the setting issue 3's numbers were
+first taken at; the ratio at loads 2 and 6 is reported next to it (see the
+report in the commit history) so the default is not a point picked to pass.
+Average JCT can never go below the mean duration, so at this setting the 0.5 ×
+FIFO target leaves ours an average wait of at most ~835 s against FIFO's ~14,800 s.
 """
 
 from __future__ import annotations
@@ -122,7 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=12_500)
     parser.add_argument("--gpus-per-node", type=int, default=8)
-    parser.add_argument("--replicate", type=int, default=4)
+    parser.add_argument("--replicate", type=int, default=8)
     parser.add_argument("--load", type=float, default=4.0)
     args = parser.parse_args()
 

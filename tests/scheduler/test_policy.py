@@ -285,3 +285,16 @@ def test_every_pending_job_gets_a_reason_a_person_can_read() -> None:
     d = schedule(ClusterSnapshot(nodes(16), run, (job("more", 16, team="vision"),), teams=teams))
     assert d.reasons["more"] == ("needs 16 GPUs on ≤ 2 nodes (on-demand); "
                                  "team vision at quota 64/64 GPUs, cohort lab has 0 idle")
+
+
+# -- a deep queue ---------------------------------------------------------------------
+
+def test_a_cycle_reaches_small_jobs_behind_many_large_ones_that_cannot_fit() -> None:
+    # one GPU free; 500 8-GPU gangs queued first; the walk may look at only 20 jobs
+    run = (running("r", {"n0": 7}),)
+    pending = tuple(job(f"big{i}", 8, submit_time=i) for i in range(500)) + (job("small", 1, submit_time=600,
+                                                                              expected_duration=60.0),)
+    config = replace(BY_SUBMIT, max_considered=20)
+    d = schedule(ClusterSnapshot(nodes(1), run, pending, now=700), config)
+    assert [a.job_id for a in d.admit] == ["small"]
+    assert "needs 8 GPUs" in d.reasons["big499"]

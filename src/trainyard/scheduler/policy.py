@@ -160,16 +160,29 @@ class _Cycle:
         return self.out
 
     def _team_key(self, team: str) -> tuple[float, ...]:
-        """DRF across teams within a priority class; jobs starving past the limit go first."""
+        """DRF across teams within a priority class; jobs starving past the limit go first.
+
+        With `borrow_by_size` (off by default), DRF orders only the teams within their
+        nominal quota; teams at or over it are ordered by their head's key (smallest
+        expected work first) whichever team it is. On the scaled Philly trace that cut
+        average JCT by ~2 % but left a team under 90 % of its demand: its 8- and 16-GPU
+        jobs waited behind other teams' 1-GPU work until they starved."""
         queue = self.queue
         head = queue.head(team, self.hopeless.get(team, NO_SKIP))
         assert head is not None
-        if not queue.ordering.fair:
+        o = queue.ordering
+        if not o.fair:
             return (head[0],)
         job = head[2]
-        if self.now - job.submit_time > queue.ordering.starve_after_s:
+        if self.now - job.submit_time > o.starve_after_s:
             return (0.0, 0.0, 0.0, head[0])
-        return (1.0, -self.state.priority(job), self.state.quota.share(team), head[0])
+        quota = self.state.quota
+        if o.borrow_by_size and self.c.quotas:
+            nominal = quota.team(team).gpus
+            if nominal is not None and quota.used_gpus[team] >= nominal:
+                return (1.0, -self.state.priority(job), 1.0, head[0])
+            return (1.0, -self.state.priority(job), 0.0, quota.share(team), head[0])
+        return (1.0, -self.state.priority(job), quota.share(team), head[0])
 
     def _team_blocked(self, team: str) -> bool:
         """Its quota refused a gang no larger than any it has waiting: skip the rest."""

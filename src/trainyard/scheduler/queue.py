@@ -32,6 +32,7 @@ class Ordering:
     work_cap_s: float = 86400.0  # most a job can be held back for being large
     default_duration_s: float = 3600.0  # assumed when a job gives no expected_duration
     starve_after_s: float = 86400.0  # waited longer than this: ahead of every team's work
+    borrow_by_size: bool = False  # borrowed quota goes by job key, not DRF (see policy._team_key)
 
 
 Entry = tuple[float, int, GangRequest]
