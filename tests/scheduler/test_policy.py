@@ -297,4 +297,5 @@ def test_a_cycle_reaches_small_jobs_behind_many_large_ones_that_cannot_fit() -> 
     config = replace(BY_SUBMIT, max_considered=20)
     d = schedule(ClusterSnapshot(nodes(1), run, pending, now=700), config)
     assert [a.job_id for a in d.admit] == ["small"]
-    assert "needs 8 GPUs" in d.reasons["big499"]
+    assert d.reasons["big499"] == ("needs 8 GPUs on ≤ 1 node (on-demand); "
+                                   "0 matching GPUs free, at most 0 on one node, 0 whole nodes free")

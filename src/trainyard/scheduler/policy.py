@@ -24,7 +24,15 @@ from trainyard.scheduler.model import (
 )
 from trainyard.scheduler.placement import NO_EXCLUDE, Placement
 from trainyard.scheduler.preemption import VictimFinder, VictimPlan
-from trainyard.scheduler.queue import NO_SKIP, Entry, Lane, Ordering, PendingQueue, lane_of
+from trainyard.scheduler.queue import (
+    FIFO_TEAM,
+    NO_SKIP,
+    Entry,
+    Lane,
+    Ordering,
+    PendingQueue,
+    lane_of,
+)
 from trainyard.scheduler.quota import BLOCKED, BORROW, WITHIN, QuotaVerdict
 from trainyard.scheduler.state import ClusterState
 
@@ -106,6 +114,7 @@ class _Cycle:
         self.hopeless: dict[str, set[Lane]] = {}  # team -> lanes that found no room this cycle
         self._covered = False  # the job just considered failed in a way its whole lane would
         self._searched_everywhere = False
+        self.lane_failed: dict[tuple[str, Lane], GangRequest] = {}  # first job of a skipped lane
 
     # -- the walk ----------------------------------------------------------------
 
@@ -133,7 +142,9 @@ class _Cycle:
             self._covered = False
             go_on = self._consider(entry[2])
             if self._covered:  # the rest of its lane would fail alike: skip it this cycle
-                skip.add(lane_of(entry[2]))
+                lane = lane_of(entry[2])
+                skip.add(lane)
+                self.lane_failed.setdefault((team, lane), entry[2])
             if queue.head(team, skip) is not None and not self._team_blocked(team):
                 heapq.heappush(self._teams, (self._team_key(team), team))
             if not go_on or considered >= self.c.max_considered:
@@ -380,7 +391,15 @@ class _Cycle:
             if job.id in self.out.reasons:
                 continue
             need = describe_need(self.state.index, job)
+            team = job.team if self.queue.ordering.fair else FIFO_TEAM
+            failed = self.lane_failed.get((team, lane_of(job)))
             if behind is not None:
                 self.out.reasons[job.id] = f"{need}; queued behind {behind.id} (first in, first out)"
+            elif failed is not None:  # skipped: what held back the first of its lane holds it back
+                if job.gpus >= self.quota_blocked.get(job.team, INF):
+                    self.out.reasons[job.id] = self._quota_reason(job)
+                else:
+                    groups = self.state.index.eligible_groups(job)
+                    self.out.reasons[job.id] = f"{need}; {self._room(job, groups)}"
             else:
                 self.out.reasons[job.id] = f"{need}; not reached this cycle"
