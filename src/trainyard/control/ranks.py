@@ -37,6 +37,7 @@ def commit_checkpoint(s: Session, job_id: str, attempt: int, step: int, uri: str
                       manifest: dict[str, Any], metrics: dict[str, float]) -> None:
     """Record a checkpoint whose files and manifest the rank has made durable; apply retention."""
     job, _ = repo.fenced_attempt(s, job_id, attempt)
+    job.step = max(job.step or 0, step)  # a checkpoint is progress even before its step's metrics arrive
     s.add(Checkpoint(job_id=job_id, attempt=attempt, step=step, uri=uri, bytes=nbytes,
                      manifest=manifest, metrics=metrics, state="COMMITTED", created_at=utcnow()))
     s.flush()
