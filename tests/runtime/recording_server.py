@@ -2,6 +2,9 @@
 
 Speaks the worker routes of `trainyard.client` and can be told to go down,
 come back on the same port, fence the attempt (409) or ask ranks to stop.
+Metric batches are read as the real route reads them: JSON or MessagePack
+(by content-type), as `points` objects or as parallel `columns`; the encodings
+and sizes of metric requests are kept in `metric_posts`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import msgpack
+
+MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"})
 ATTEMPT_ROUTE = re.compile(r"^/v1/training-jobs/([^/]+)/attempts/(\d+)/(.+)$")
 LIST_ROUTE = re.compile(r"^/v1/training-jobs/([^/]+)/checkpoints$")
 
@@ -25,6 +31,7 @@ class RecordingServer:
         self.commits: list[dict[str, Any]] = []
         self.corrupt: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        self.metric_posts: list[tuple[str, int]] = []  # (content-type, points) per request
         self.stale = False
         self.stop_reason: str | None = None
         self.lock = threading.Lock()
@@ -73,8 +80,9 @@ class RecordingServer:
                 self.heartbeats.append({**body, "attempt": attempt})
                 return 200, {"stop": self.stop_reason is not None, "reason": self.stop_reason}
             if route == "metrics":
-                self.points.extend({**p, "rank": body["rank"]} for p in body["points"])
-                return 200, {"accepted": len(body["points"])}
+                points = _points(body)
+                self.points.extend({**p, "rank": body["rank"]} for p in points)
+                return 200, {"accepted": len(points)}
             if route == "checkpoints":
                 self.commits.append({**body, "attempt": attempt})
                 return 200, {"committed": True}
@@ -87,12 +95,31 @@ class RecordingServer:
             return 404, {"detail": f"no route {route}"}
 
 
+def _points(body: dict[str, Any]) -> list[dict[str, Any]]:
+    if "columns" not in body:
+        return list(body["points"])
+    cols = body["columns"]
+    names = ("key", "step", "timestamp", "value")
+    return [dict(zip(names, row, strict=True)) for row in zip(*(cols[n] for n in names), strict=True)]
+
+
+def _decode(raw: bytes, content_type: str) -> Any:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in MSGPACK_TYPES:
+        return msgpack.unpackb(raw, raw=False)
+    return json.loads(raw)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_state: RecordingServer
 
     def _reply(self, method: str) -> None:
         length = int(self.headers.get("content-length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
+        content_type = self.headers.get("content-type") or "application/json"
+        body = _decode(self.rfile.read(length), content_type) if length else None
+        if length and self.path.endswith("/metrics"):
+            with self.server_state.lock:
+                self.server_state.metric_posts.append((content_type, len(_points(body))))
         status, reply = self.server_state.handle(method, self.path, body)
         data = json.dumps(reply).encode()
         self.send_response(status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from tests.runtime.recording_server import RecordingServer
@@ -30,6 +31,22 @@ def test_every_logged_point_is_delivered_once(recorder):
     assert delivered_steps(recorder, "lr") == list(range(3000))
     first = next(p for p in recorder.points if p["key"] == "loss" and p["step"] == 1)
     assert first["value"] == 0.5 and first["timestamp"] > 0
+
+
+def test_points_travel_as_msgpack_columns_at_most_ten_thousand_a_request(recorder):
+    shipper = shipper_to(recorder)
+    recorder.stop()  # points pile up while the server is away, then go out in capped requests
+    for step in range(12_500):
+        shipper.log({"loss": float(step), "grad_norm": math.nan if step == 7 else 1.0}, step)
+    recorder.start()
+    assert shipper.flush(timeout=20)
+    shipper.close()
+    assert delivered_steps(recorder, "loss") == list(range(12_500))
+    assert {ctype for ctype, _ in recorder.metric_posts} == {"application/msgpack"}
+    assert max(n for _, n in recorder.metric_posts) <= 10_000
+    assert sum(n for _, n in recorder.metric_posts) == 25_000
+    nan = next(p for p in recorder.points if p["key"] == "grad_norm" and p["step"] == 7)
+    assert math.isnan(nan["value"])
 
 
 def test_points_logged_while_server_is_down_are_delivered_when_it_returns(recorder):

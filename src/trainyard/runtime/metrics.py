@@ -18,13 +18,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trainyard.client import StaleAttempt
+import msgpack
+
+from trainyard.client import AttemptClient, StaleAttempt
 from trainyard.runtime.retry import Backoff, is_transient
 from trainyard.runtime.stop import StopSignal
 
 log = logging.getLogger("trainyard.runtime")
 
 Point = dict[str, Any]
+POST_POINTS = 10_000  # at most this many points per request: bounded bodies, a tenth of the server's cap
 Send = Callable[[list[Point]], None]
 
 
@@ -159,7 +162,7 @@ class MetricShipper:
 
     def _ship_all(self) -> bool:
         """Send pending points in batches; False on a transient failure (retry later)."""
-        chunk = self.batch_points * 10
+        chunk = POST_POINTS
         while self._pending and not self._fenced:
             batch = [self._pending[i] for i in range(min(chunk, len(self._pending)))]
             try:
@@ -188,14 +191,34 @@ class MetricShipper:
             self._stop.set(f"this attempt is no longer current ({why}); metrics stopped")
 
 
-def server_send(client_factory: Callable[[], Any], rank: int) -> Send:
-    """Send batches to `POST .../metrics` through a client made lazily in the shipper's thread."""
-    holder: list[Any] = []
+MSGPACK = "application/msgpack"
+COLUMNS = ("key", "step", "timestamp", "value")
+
+
+def msgpack_columns(rank: int, points: list[Point]) -> bytes:
+    """A batch as the metrics route's MessagePack columns: four parallel arrays, no object per point.
+
+    About twice the server's JSON ingest throughput, and cheaper to build here too.
+    """
+    columns = {name: [p[name] for p in points] for name in COLUMNS}
+    return msgpack.packb({"rank": rank, "columns": columns}, use_bin_type=True)
+
+
+def server_send(client_factory: Callable[[], AttemptClient], rank: int) -> Send:
+    """Send batches to `POST .../metrics` as MessagePack columns, through a client made lazily
+    in the shipper's thread. A 409 raises StaleAttempt (the shipper fences itself)."""
+    holder: list[AttemptClient] = []
 
     def send(points: list[Point]) -> None:
         if not holder:
             holder.append(client_factory())
-        holder[0].metrics(rank, points)
+        attempt = holder[0]
+        attempt.client.request(
+            "POST",
+            f"{attempt.prefix}/metrics",
+            content=msgpack_columns(rank, points),
+            headers={"content-type": MSGPACK},
+        )
 
     return send
 
