@@ -80,13 +80,32 @@ class Checkpointer:
             due = self._dist.from_main(due)  # clocks differ; rank 0 decides for all
         return due
 
+    @property
+    def step_wait_s(self) -> float:
+        """Seconds optimizer steps have waited, so far, for overlapped snapshots to finish copying."""
+        return self._snapshots.step_wait_s
+
     def save(
-        self, step: int, state: Any, metrics: dict[str, float] | None = None, force: bool = False
+        self,
+        step: int,
+        state: Any,
+        metrics: dict[str, float] | None = None,
+        force: bool = False,
+        overlap: bool = False,
     ) -> bool:
         """Checkpoint `state` at `step` if due (or `force`). Returns whether it was saved.
 
         Blocks only for the in-memory snapshot (and for the previous save's
         files, if they are still being written). Call it on every rank.
+
+        `overlap=True` (opt-in) returns after copying plain values and small
+        tensors; large CPU tensors are copied in the background while the loop
+        runs its next forward/backward, and the next `optimizer.step()` waits
+        for that copy. Safe only if nothing but `optimizer.step()` changes a
+        large state tensor between save() and that step — not BatchNorm
+        statistics over 1 MiB, EMA weights updated before the step, or manual
+        in-place edits (see trainyard.runtime.snapshot). The default copies
+        everything before returning.
         """
         if step == self._last_step:
             return True
@@ -100,7 +119,7 @@ class Checkpointer:
         self._wait_written()
         with self._settled:
             self._outstanding += 1
-        snapshot = self._snapshots.take(state)
+        snapshot = self._snapshots.take(state, overlap=overlap)
         clean_metrics = {k: float(v) for k, v in (metrics or {}).items()}
         self._writer = threading.Thread(
             target=self._write,
