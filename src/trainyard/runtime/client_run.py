@@ -45,7 +45,7 @@ class ClientRun:
 
     def send(self) -> Send:
         def send(points: list[Point]) -> None:
-            self._client().log_metrics(self.id, points)
+            self._client().log_metrics(self.id, points, encoding="msgpack")  # columns, ~2x JSON ingest
 
         return send
 
