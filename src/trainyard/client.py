@@ -455,6 +455,11 @@ class AttemptClient:
         body = {"rank": rank, "points": points}
         return self.client.request("POST", f"{self.prefix}/metrics", json=body)
 
+    def metrics_encoded(self, body: bytes, content_type: str = "application/msgpack") -> dict[str, Any]:
+        """A batch already encoded for the route (e.g. MessagePack columns: the fast path)."""
+        return self.client.request("POST", f"{self.prefix}/metrics", content=body,
+                                   headers={"content-type": content_type})
+
     def commit_checkpoint(
         self, step: int, uri: str, nbytes: int, manifest: dict[str, Any], metrics: dict[str, float]
     ) -> dict[str, Any]:

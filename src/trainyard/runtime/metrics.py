@@ -212,13 +212,7 @@ def server_send(client_factory: Callable[[], AttemptClient], rank: int) -> Send:
     def send(points: list[Point]) -> None:
         if not holder:
             holder.append(client_factory())
-        attempt = holder[0]
-        attempt.client.request(
-            "POST",
-            f"{attempt.prefix}/metrics",
-            content=msgpack_columns(rank, points),
-            headers={"content-type": MSGPACK},
-        )
+        holder[0].metrics_encoded(msgpack_columns(rank, points), MSGPACK)
 
     return send
 
