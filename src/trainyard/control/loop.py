@@ -315,8 +315,7 @@ class ControlLoop:
                 victim = repo.get_job(s, p.job_id)
                 att = repo.current_attempt(s, victim)
                 if att is not None:
-                    self._begin_stop(s, victim, att, "preempt", f"preempted for {p.for_job}: {p.reason}",
-                                     for_job=p.for_job)
+                    self._begin_stop(s, victim, att, "preempt", p.reason, for_job=p.for_job)
                     making_room.add(p.for_job)
             free = self._free_capacity(running)
             for admit in decisions.admit:
