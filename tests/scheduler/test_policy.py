@@ -299,3 +299,30 @@ def test_a_cycle_reaches_small_jobs_behind_many_large_ones_that_cannot_fit() -> 
     assert [a.job_id for a in d.admit] == ["small"]
     assert d.reasons["big499"] == ("needs 8 GPUs on ≤ 1 node (on-demand); "
                                    "0 matching GPUs free, at most 0 on one node, 0 whole nodes free")
+
+
+@pytest.mark.parametrize(
+    ("now", "gang", "every", "duration", "preempted"),
+    [
+        # just after the victim's checkpoint: it loses 100 s x 8 GPUs, the job would wait 1,700 s
+        (100.0, 8, 1800.0, None, True),
+        # just before the next checkpoint: 1,700 s x 8 GPUs lost against 100 s of waiting
+        (1700.0, 8, 1800.0, None, False),
+        # the checkpoint at 1,800 s has been taken: cheap again
+        (1850.0, 8, 1800.0, None, True),
+        # the victim ends in 50 s: waiting for that beats throwing away its work
+        (1700.0, 8, 1800.0, 1750.0, False),
+        # a 1-GPU job gains little by evicting 8 GPUs of work, unless little is lost
+        (1000.0, 1, 1800.0, None, False),
+        (10.0, 1, 1800.0, None, True),
+        # no checkpoint period: nothing to wait for, preempt as before
+        (1700.0, 8, None, None, True),
+    ],
+)
+def test_preemption_waits_when_victims_lose_more_than_the_job_gains(  # type: ignore[no-untyped-def]
+        now, gang, every, duration, preempted) -> None:
+    victim = RunningGang(job("v", 8, priority="low", expected_duration=duration), {"n0": 8}, 0.0,
+                         checkpoint_every_s=every)
+    d = schedule(ClusterSnapshot(nodes(1), (victim,), (job("hi", gang, priority="high"),), now=now))
+    assert bool(d.preempt) == preempted
+    assert [a.job_id for a in d.admit] == (["hi"] if preempted else [])

@@ -53,6 +53,7 @@ class PolicyConfig:
     victim_scan_nodes: int = 256  # nodes looked at per victim search
     look_past_full: int = 64  # jobs looked at after nothing fits, for preemption chances
     give_up_after: int = 0  # jobs in a row that changed nothing end the cycle (0: never)
+    weigh_victims: bool = True  # wait for victims' checkpoints when that costs the job less
     explain: bool = True  # write a reason for every pending job (the simulator turns it off)
 
 
@@ -68,6 +69,25 @@ def _extras(job: GangRequest) -> tuple[float, ...]:
     of the same kind; with CPUs or memory asked, only to the same shape (a larger gang
     spread over more nodes asks less of each)."""
     return (job.gpus, job.cpus, job.memory_gb) if job.cpus or job.memory_gb else ()
+
+
+def worth_preempting(job: GangRequest, plan: VictimPlan, now: float) -> bool:
+    """Preempt now only if the victims lose no more than the job gains over waiting.
+
+    The alternative to preempting now is preempting once every victim has taken its next
+    checkpoint (or ended), when they lose (almost) nothing: that costs the pending job
+    `gpus × seconds until the last victim's checkpoint`. Preempting now costs the
+    victims the GPU-seconds since their last checkpoints. A victim whose checkpoint
+    period is unknown cannot be waited for, so it never holds the job back."""
+    wait = 0.0
+    for held in plan.victims:
+        gang = held.gang
+        every = gang.checkpoint_every_s
+        if not every:
+            return True
+        until = every - gang.lost_seconds(now) % every
+        wait = max(wait, min(until, max(0.0, gang.expected_end - now)))  # or it ends first
+    return plan.lost_gpu_s <= max(1, job.gpus) * wait
 
 
 class Policy:
@@ -348,6 +368,8 @@ class _Cycle:
             self.no_victims[sig] = job.gpus
             return False
         plan, gid = best[2], best[3]
+        if self.c.weigh_victims and not worth_preempting(job, plan, self.now):
+            return False
         for held in plan.victims:
             victim = held.gang
             state.stop(victim.job.id)
