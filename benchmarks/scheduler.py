@@ -44,6 +44,7 @@ from pathlib import Path
 
 from trainyard.scheduler.model import GangRequest
 from trainyard.scheduler.policy import TRAINYARD, Policy, PolicyConfig
+from trainyard.scheduler.queue import PendingQueue
 from trainyard.scheduler.state import ClusterState
 from trainyard.sim.cluster import ClusterShape, equal_teams
 from trainyard.sim.compare import run_policies
@@ -74,21 +75,28 @@ def replay_philly(args: argparse.Namespace) -> list[dict[str, object]]:
     return summaries
 
 
-def cycle_at_10k_pending(nodes: int, gpus_per_node: int, cycles: int = 60) -> dict[str, object]:
-    """A full cluster with 10,000 gangs waiting; between cycles a few running gangs end."""
-    rng = random.Random(1)
+GANG_SIZES = [1] * 80 + [2] * 5 + [4] * 5 + [8] * 7 + [16] * 2 + [64]  # GPUs, Philly-like mix
+
+
+def _fifteen_teams_cluster(nodes: int, gpus_per_node: int) -> tuple[ClusterState, Policy, PendingQueue]:
+    """An empty cluster shared equally by 15 teams, with our policy and an empty queue."""
     shape = ClusterShape(nodes, gpus_per_node)
     teams = equal_teams([f"team{i}" for i in range(15)], shape.total_gpus)
     state = ClusterState(shape.build(), teams)
     policy = Policy(_quiet(TRAINYARD))
-    queue = policy.new_queue(state)
-    sizes = [1] * 80 + [2] * 5 + [4] * 5 + [8] * 7 + [16] * 2 + [64]
+    return state, policy, policy.new_queue(state)
+
+
+def cycle_at_10k_pending(nodes: int, gpus_per_node: int, cycles: int = 60) -> dict[str, object]:
+    """A full cluster with 10,000 gangs waiting; between cycles a few running gangs end."""
+    rng = random.Random(1)
+    state, policy, queue = _fifteen_teams_cluster(nodes, gpus_per_node)
     n = 0
 
     def job(t: float) -> GangRequest:
         nonlocal n
         n += 1
-        return GangRequest(f"g{n}", rng.choice(sizes), team=f"team{rng.randrange(15)}", submit_time=t,
+        return GangRequest(f"g{n}", rng.choice(GANG_SIZES), team=f"team{rng.randrange(15)}", submit_time=t,
                            expected_duration=rng.uniform(600, 36000), preemptible=True)
 
     while True:  # fill the cluster until a cycle can place nothing more
@@ -120,14 +128,9 @@ def cycle_at_10k_pending(nodes: int, gpus_per_node: int, cycles: int = 60) -> di
 def placement_rate(nodes: int, gpus_per_node: int, jobs: int = 40_000) -> dict[str, object]:
     """Placement decisions per second: an empty cluster and a deep queue of mixed gangs."""
     rng = random.Random(2)
-    shape = ClusterShape(nodes, gpus_per_node)
-    teams = equal_teams([f"team{i}" for i in range(15)], shape.total_gpus)
-    state = ClusterState(shape.build(), teams)
-    policy = Policy(_quiet(TRAINYARD))
-    queue = policy.new_queue(state)
-    sizes = [1] * 80 + [2] * 5 + [4] * 5 + [8] * 7 + [16] * 2 + [64]
+    state, policy, queue = _fifteen_teams_cluster(nodes, gpus_per_node)
     for i in range(jobs):
-        queue.push(GangRequest(f"p{i}", rng.choice(sizes), team=f"team{rng.randrange(15)}",
+        queue.push(GangRequest(f"p{i}", rng.choice(GANG_SIZES), team=f"team{rng.randrange(15)}",
                                submit_time=float(i), expected_duration=3600.0, preemptible=True))
     placed, wall = 0, 0.0
     while len(queue):
