@@ -116,6 +116,7 @@ class Preempt:
     job_id: str
     for_job: str
     reason: str
+    move: bool = False  # stopped to defragment: there is room for it elsewhere already
 
 
 @dataclass(slots=True)
@@ -143,3 +144,4 @@ class ClusterSnapshot:
     teams: tuple[Team, ...] = ()
     priority_classes: tuple[PriorityClass, ...] = DEFAULT_PRIORITY_CLASSES
     now: float = 0.0
+    usage: Mapping[str, float] = field(default_factory=dict)  # team -> GPUs held on average lately

@@ -30,6 +30,7 @@ FINISH, RECLAIM, RESTORE = 0, 1, 2
 class SimOptions:
     cycle_interval_s: float = 30.0
     checkpoint_every_s: float = 1800.0  # jobs checkpoint this often; a preemption loses the rest
+    restart_s: float = 60.0  # a stopped job spends this long starting again (launch, restore)
     spot_reclaims_per_hour: float = 0.0  # across the spot pool
     spot_outage_s: float = 3600.0  # a reclaimed spot node comes back after this
     seed: int = 0
@@ -65,6 +66,7 @@ class ReplayResult:
     timeline: list[tuple[float, int]] = field(default_factory=list)  # (time, busy GPUs)
     cycles: list[CycleSample] = field(default_factory=list)
     preemptions: int = 0
+    moves: int = 0  # of the preemptions, gangs moved to defragment nodes
     spot_evictions: int = 0
     lost_gpu_s: float = 0.0
     team_window_gpu_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -182,6 +184,7 @@ class Replay:
         self.result.cycles.append(CycleSample(wall, pending, len(decisions.admit) + len(decisions.preempt)))
         for p in decisions.preempt:
             self.result.preemptions += 1
+            self.result.moves += p.move
             self._requeue(self.by_id[p.job_id])
         for a in decisions.admit:
             self._started(self.by_id[a.job_id])
@@ -215,8 +218,9 @@ class Replay:
         ran = self.now - record.start
         every = self.options.checkpoint_every_s
         saved = math.floor(ran / every) * every if every > 0 else 0.0
-        self.result.lost_gpu_s += (ran - saved) * record.request.gpus
-        record.remaining = max(0.0, record.remaining - saved)
+        restart = self.options.restart_s
+        self.result.lost_gpu_s += (ran - saved + restart) * record.request.gpus
+        record.remaining = max(0.0, record.remaining - saved) + restart
         record.attempt += 1  # the pending finish event is stale now
         if record.request.expected_duration is not None:
             record.request = replace(record.request, expected_duration=record.remaining)

@@ -75,6 +75,7 @@ def summarize(r: ReplayResult) -> dict[str, object]:
         "utilization_makespan": r.busy_gpu_s / (r.total_gpus * makespan) if makespan else 0.0,
         "makespan_s": makespan,
         "preemptions": r.preemptions,
+        "moves": r.moves,
         "spot_evictions": r.spot_evictions,
         "gpu_hours_lost": r.lost_gpu_s / 3600.0,
         "jain_index": jain_index(shares),
