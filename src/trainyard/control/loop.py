@@ -304,9 +304,11 @@ class ControlLoop:
             if not pending:
                 return
             team_list, classes = teams.policy_inputs(s)
+            now = utcnow().timestamp()
+            usage = scheduling.team_usage(s, now, self.policy.ordering.fair_share_half_life_s)
             snapshot = ClusterSnapshot(nodes=tuple(self.backend.nodes()), running=tuple(running),
                                        pending=tuple(pending), teams=team_list,
-                                       priority_classes=classes, now=utcnow().timestamp())
+                                       priority_classes=classes, now=now, usage=usage)
             decisions = schedule(snapshot, self.policy)
             making_room = set()
             for p in decisions.preempt:

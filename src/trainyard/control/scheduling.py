@@ -7,7 +7,11 @@ stops, stays in the control loop.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from trainyard.backends.local import NODE_NAME as LOCAL_NODE
 from trainyard.scheduler.model import GangRequest, RunningGang
@@ -51,3 +55,31 @@ def running_gang(job: Job, spec: JobSpec, att: Attempt, newest: Checkpoint | Non
         checkpoint_every_s=spec.checkpoint.every_seconds,
         opportunistic=bool(att.launch.get("opportunistic")),
     )
+
+
+def team_usage(s: Session, now: float, half_life_s: float) -> dict[str, float]:
+    """GPUs each team has held on average lately, weighting the recent past most (a half-life
+    of `half_life_s`, looking back four of them): the policy's fair-share history."""
+    rate = math.log(2) / half_life_s
+    horizon = 4 * half_life_s
+    since = now - horizon
+    cutoff = datetime.fromtimestamp(since, UTC)
+    rows = s.execute(
+        select(Attempt.job_id, Attempt.started_at, Attempt.ended_at, Job.team, Job.spec)
+        .join(Job, Job.id == Attempt.job_id)
+        .where(or_(Attempt.ended_at.is_(None), Attempt.ended_at >= cutoff))
+    ).all()
+    held: dict[str, float] = {}
+    gpus_of: dict[str, int] = {}
+    for job_id, started, ended, team, spec in rows:
+        gpus = gpus_of.get(job_id)
+        if gpus is None:
+            gpus = gpus_of[job_id] = JobSpec.model_validate(spec).resources.total_gpus
+        a = max(since, timestamp(started) or now)
+        b = min(now, timestamp(ended) or now)
+        if gpus and b > a:
+            held[team] = held.get(team, 0.0) + gpus * (math.exp(-rate * (now - b)) - math.exp(-rate * (now - a))) / rate
+    weight = (1.0 - math.exp(-rate * horizon)) / rate
+    return {team: g / weight for team, g in held.items()}
+
+

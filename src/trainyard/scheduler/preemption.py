@@ -12,11 +12,15 @@ Who may be a victim of job J:
 - any gang of a team borrowing from J's cohort, when J is within its own team's
   nominal quota: the lender reclaims what it lent.
 A team within its nominal quota is never preempted by another team's work.
+
+With `moving=True` the finder looks for gangs to move instead (see `defrag`): any
+preemptible single-node gang of J's class or lower, whatever its team.
 """
 
 from __future__ import annotations
 
 import itertools
+import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
@@ -40,7 +44,8 @@ class VictimPlan:
 
 class VictimFinder:
     def __init__(self, state: ClusterState, job: GangRequest, now: float, reclaim: bool,
-                 use_quotas: bool, scan_nodes: int, fresh: Collection[str] = ()) -> None:
+                 use_quotas: bool, scan_nodes: int, fresh: Collection[str] = (),
+                 moving: bool = False, longer: tuple[float, float] | None = None) -> None:
         self.state = state
         self.job = job
         self.now = now
@@ -51,19 +56,47 @@ class VictimFinder:
         self.cohort = state.quota.team(job.team).cohort
         self._ok: dict[tuple[str, int, bool, bool], bool] = {}
         self.fresh = fresh  # admitted this cycle: not started yet, so never a victim
+        self.moving = moving  # victims are moved elsewhere, not made to wait
+        # (least remaining GPU-seconds, most seconds lost): same-class work far longer than J,
+        # just checkpointed, may give way to it
+        self.longer = longer
+        self._longer_ok: dict[tuple[str, int, bool, bool], bool] = {}
 
     def may_evict(self, held: Held) -> bool:
         gang = held.gang
         victim = gang.job
         if victim.id in self.fresh:
             return False
+        if self.moving and len(held.nodes) > 1:
+            return False
         key = (victim.team, held.level, victim.preemptible, gang.opportunistic)
         found = self._ok.get(key)
         if found is None:
             found = self._ok[key] = self._may_evict(*key)
+        if found or self.longer is None or not self._longer_kind(key):
+            return found
+        least_work, most_lost = self.longer
+        left = gang.expected_end - self.now
+        lost = gang.lost_seconds(self.now)
+        # lost < time since start: it has checkpointed since it last started, so a gang that
+        # gave way once is not sent back before it has made progress
+        return left * max(1, victim.gpus) >= least_work and lost <= most_lost and lost < self.now - gang.start_time
+
+    def _longer_kind(self, key: tuple[str, int, bool, bool]) -> bool:
+        found = self._longer_ok.get(key)
+        if found is None:
+            team_name, level, preemptible, _ = key
+            found = preemptible and level == self.level
+            if found and self.use_quotas and team_name != self.job.team:
+                quota = self.state.quota
+                team = quota.team(team_name)
+                found = team.cohort is not None and team.cohort == self.cohort and quota.borrowing(team_name)
+            self._longer_ok[key] = found
         return found
 
     def _may_evict(self, team_name: str, level: int, preemptible: bool, opportunistic: bool) -> bool:
+        if self.moving:
+            return preemptible and level <= self.level
         if opportunistic and level <= self.level:
             return True
         lower = level < self.level
@@ -85,7 +118,7 @@ class VictimFinder:
         found = self._ok.get(kind)
         if found is None:
             found = self._ok[kind] = self._may_evict(*kind)
-        return found
+        return found or (self.longer is not None and self._longer_kind(kind))
 
     def cost(self, victims: Collection[Held]) -> float:
         """Work lost since the victims' last checkpoints, in GPU-seconds (a CPU-only gang
@@ -131,7 +164,14 @@ class VictimFinder:
             return
         buckets = self.state.index.groups[gid].buckets
         for f in range(top, -1, -1):
-            for nid in buckets[f]:
+            nodes = buckets[f]
+            if self.longer is not None and len(nodes) > self.scan_nodes:
+                # Start somewhere new each search: the nodes near the front of a set are
+                # always the same ones, and their gangs' checkpoints are not always fresh.
+                order = list(nodes)
+                start = (zlib.crc32(self.job.id.encode()) + int(self.now)) % len(order)
+                nodes = itertools.chain(order[start:], order[:start])  # type: ignore[assignment]
+            for nid in nodes:
                 if nid not in exclude:
                     yield nid
 
@@ -163,8 +203,8 @@ class VictimFinder:
             cands: list[tuple[Held, Resources]] = []
             total = [0.0, 0.0, 0.0]
             for job_id, (gpus, _) in index.jobs_on[nid].items():
-                held = running[job_id]
-                if not self.may_evict(held):
+                held = running.get(job_id)  # None: room held for a gang being moved
+                if held is None or not self.may_evict(held):
                     continue
                 frees = self._frees(held, nid) if extras else (float(gpus), 0.0, 0.0)
                 cands.append((held, frees))
@@ -184,7 +224,7 @@ class VictimFinder:
                     rank = (len(chosen), self.cost(chosen))
                     if best is None or rank < best[:2]:
                         best = (*rank, chosen, nid)
-            if singles >= 16 or scanned >= self.scan_nodes:
+            if singles >= (2 if self.longer else 16) or scanned >= self.scan_nodes:
                 break
         if best is None:
             return None
@@ -251,8 +291,8 @@ class VictimFinder:
                 continue  # counted above, or beyond the few free nodes needed
             cands = []
             for job_id in index.jobs_on[nid]:
-                held = running[job_id]
-                if self.may_evict(held):
+                held = running.get(job_id)  # None: room held for a gang being moved
+                if held is not None and self.may_evict(held):
                     cands.append((held, self._frees(held, nid)))
                 elif index.jobs_on[nid][job_id][0]:
                     cands = []  # it holds GPUs the gang needs and may not be evicted

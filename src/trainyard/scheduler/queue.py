@@ -29,10 +29,11 @@ class Ordering:
     fair: bool = True  # one heap per team, teams picked by DRF; False: one FIFO heap
     aging_s: float = 3600.0  # waiting this long is worth one priority class
     work_credit: float = 1.0  # seconds of queue position per GPU-second of expected work
-    work_cap_s: float = 86400.0  # most a job can be held back for being large
+    work_cap_s: float = 7 * 86400.0  # most a job can be held back for being large
     default_duration_s: float = 3600.0  # assumed when a job gives no expected_duration
     starve_after_s: float = 86400.0  # waited longer than this: ahead of every team's work
-    borrow_by_size: bool = False  # borrowed quota goes by job key, not DRF (see policy._team_key)
+    borrow_by_size: bool = True  # borrowed quota goes by job key, not DRF (see policy._team_key)
+    fair_share_half_life_s: float = 6 * 3600.0  # how fast a team's past usage is forgotten
 
 
 Entry = tuple[float, int, GangRequest]

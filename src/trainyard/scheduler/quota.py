@@ -6,8 +6,9 @@ check is a few dictionary reads whatever the size of the cluster.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from trainyard.scheduler.model import GangRequest, Team
@@ -38,6 +39,10 @@ class QuotaBook:
         self.cohort_used_cpus: defaultdict[str, float] = defaultdict(float)
         self.cohort_gpus: dict[str, float] = {}
         self.cohort_cpus: dict[str, float] = {}
+        # GPUs each team has held on average lately (decayed), and the clock of that average
+        self.history: dict[str, float] = {}
+        self._history_weight = 0.0  # decayed seconds the history covers
+        self._clock: float | None = None
         for t in self.teams.values():
             if t.cohort is not None:
                 inf = float("inf")
@@ -62,6 +67,34 @@ class QuotaBook:
 
     def remove(self, team: str, gpus: int, cpus: float) -> None:
         self.add(team, gpus, cpus, -1)
+
+    # -- usage over time ------------------------------------------------------------
+
+    def set_history(self, average_gpus: Mapping[str, float], now: float) -> None:
+        """Start from averages measured elsewhere (the control loop reads them from the store)."""
+        self.history = dict(average_gpus)
+        self._history_weight = 1.0 if average_gpus else 0.0  # any weight: only ratios are kept
+        self._clock = now
+
+    def advance(self, now: float, half_life_s: float) -> None:
+        """Fold the GPUs held since the last call into each team's decaying average."""
+        if self._clock is None or now <= self._clock:
+            self._clock = now if self._clock is None else self._clock
+            return
+        dt = now - self._clock
+        self._clock = now
+        rate = math.log(2) / half_life_s
+        keep = math.exp(-rate * dt)
+        gained = (1.0 - keep) / rate  # decayed seconds in the interval just past
+        total = self._history_weight * keep + gained
+        for team in self.history.keys() | self.used_gpus.keys():
+            held = self.history.get(team, 0.0) * self._history_weight * keep + self.used_gpus.get(team, 0) * gained
+            self.history[team] = held / total
+        self._history_weight = total
+
+    def average_gpus(self, team: str) -> float:
+        """GPUs held on average lately; the current usage when there is no history yet."""
+        return self.history.get(team, self.used_gpus[team]) if self._history_weight else self.used_gpus[team]
 
     def share(self, team: str) -> float:
         """Dominant resource share over the team's weight: DRF orders teams by this."""
