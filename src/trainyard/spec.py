@@ -99,8 +99,11 @@ class JobSpec(_Strict):
     heartbeat_timeout_s: float = Field(60.0, ge=1.0, le=86400.0)
     priority: str = Field("normal", pattern=NAME_PATTERN,
                           description="A priority class: low, normal, high, critical, or one configured.")
-    preemptible: bool = Field(False, description="May run opportunistically in backfill gaps and on spot, "
-                              "evictable there. Any job may be preempted by a higher priority class.")
+    preemptible: bool = Field(False, description="May be stopped and resumed from its checkpoint: runs in "
+                              "backfill gaps and on spot, may be moved to free whole nodes for a larger "
+                              "job, and gives way, just after a checkpoint, to same-class work at least 4x "
+                              "shorter (in its team, or any team while it borrows quota). Any job may be "
+                              "preempted by a higher priority class.")
     allow_spot: bool = Field(False, description="May run on spot nodes, which can be reclaimed.")
     expected_duration_s: float | None = Field(None, gt=0, description="Lets backfill fit it into gaps.")
     labels: dict[str, str] = {}

@@ -74,6 +74,7 @@ def summarize(r: ReplayResult) -> dict[str, object]:
         "utilization": r.window_busy_gpu_s / (r.total_gpus * window) if window else 0.0,
         "utilization_makespan": r.busy_gpu_s / (r.total_gpus * makespan) if makespan else 0.0,
         "makespan_s": makespan,
+        "window_s": window,
         "preemptions": r.preemptions,
         "moves": r.moves,
         "spot_evictions": r.spot_evictions,
