@@ -76,11 +76,12 @@ class VictimFinder:
         if found or self.longer is None or not self._longer_kind(key):
             return found
         least_work, most_lost = self.longer
-        left = gang.expected_end - self.now
+        if (gang.expected_end - self.now) * max(1, victim.gpus) < least_work:
+            return False
         lost = gang.lost_seconds(self.now)
         # lost < time since start: it has checkpointed since it last started, so a gang that
         # gave way once is not sent back before it has made progress
-        return left * max(1, victim.gpus) >= least_work and lost <= most_lost and lost < self.now - gang.start_time
+        return lost <= most_lost and lost < self.now - gang.start_time
 
     def _longer_kind(self, key: tuple[str, int, bool, bool]) -> bool:
         found = self._longer_ok.get(key)
