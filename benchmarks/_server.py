@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,15 +15,11 @@ from typing import TypeVar
 
 import httpx
 
+from trainyard.backends.local import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 YARD = [sys.executable, "-m", "trainyard.cli.main"]
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait(pred: Callable[[], T], timeout: float, interval: float = 0.05) -> T:

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from trainyard.backends.local import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 1000
@@ -46,12 +47,6 @@ def emit(**fields: Any) -> None:
 
 def note(text: str) -> None:
     print(f"# {text}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:

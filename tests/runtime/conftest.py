@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -15,12 +14,6 @@ def recorder() -> Iterator[RecordingServer]:
     srv.start()
     yield srv
     srv.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def due_steps(policy: CheckpointPolicy, steps: range) -> list[int]:

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.runtime.conftest import free_port
 from tests.runtime.recording_server import RecordingServer
 from tests.runtime.test_checkpoint_protocol import due_steps
+from trainyard.backends.local import free_port
 from trainyard.spec import CheckpointPolicy
 
 TRAIN = Path(__file__).resolve().parents[2] / "examples" / "digits" / "train.py"

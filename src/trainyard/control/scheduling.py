@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from trainyard.backends.local import NODE_NAME as LOCAL_NODE
 from trainyard.scheduler.model import GangRequest, RunningGang
-from trainyard.spec import JobSpec
+from trainyard.spec import JobSpec, Resources
 from trainyard.store.tables import Attempt, Checkpoint, Job
 
 
@@ -74,7 +74,7 @@ def team_usage(s: Session, now: float, half_life_s: float) -> dict[str, float]:
     for job_id, started, ended, team, spec in rows:
         gpus = gpus_of.get(job_id)
         if gpus is None:
-            gpus = gpus_of[job_id] = JobSpec.model_validate(spec).resources.total_gpus
+            gpus = gpus_of[job_id] = Resources.model_validate(spec.get("resources") or {}).total_gpus
         a = max(since, timestamp(started) or now)
         b = min(now, timestamp(ended) or now)
         if gpus and b > a:

@@ -26,10 +26,9 @@ from collections.abc import Collection
 from dataclasses import replace
 
 from trainyard.scheduler.model import GangRequest
-from trainyard.scheduler.placement import NodeIndex, Placement
+from trainyard.scheduler.placement import INF, NodeIndex, Placement
 from trainyard.scheduler.preemption import VictimPlan
 
-INF = float("inf")
 HOLD = "~room-for-"  # a held room's id in the node index: never a running gang
 
 

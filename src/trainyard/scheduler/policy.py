@@ -9,7 +9,7 @@ calls `Policy.cycle` directly: the decisions come from the same code.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from trainyard.scheduler.backfill import NodeReservation, reserve
@@ -97,6 +97,20 @@ def worth_preempting(job: GangRequest, plan: VictimPlan, now: float) -> bool:
         until = every - gang.lost_seconds(now) % every
         wait = max(wait, min(until, max(0.0, gang.expected_end - now)))  # or it ends first
     return plan.lost_gpu_s <= max(1, job.gpus) * wait
+
+
+def _cheapest_plan(finder: VictimFinder, groups: list[int], exclude: Collection[int] = NO_EXCLUDE,
+                   empty_ok: bool = True) -> tuple[VictimPlan, int] | None:
+    """Over the groups, the plan with the fewest victims, then the least work lost (and its
+    group). `empty_ok=False` skips plans that stop nothing."""
+    best: tuple[VictimPlan, int] | None = None
+    for gid in groups:
+        plan = finder.find(gid, exclude)
+        if plan is None or not (empty_ok or plan.victims):
+            continue
+        if best is None or (len(plan.victims), plan.lost_gpu_s) < (len(best[0].victims), best[0].lost_gpu_s):
+            best = (plan, gid)
+    return best
 
 
 class Policy:
@@ -392,15 +406,11 @@ class _Cycle:
             self.no_victims[sig] = job.gpus
             return False
         self.attempts += 1
-        best: tuple[int, float, VictimPlan, int] | None = None
-        for gid in groups:
-            plan = finder.find(gid)
-            if plan is not None and (best is None or (len(plan.victims), plan.lost_gpu_s) < best[:2]):
-                best = (len(plan.victims), plan.lost_gpu_s, plan, gid)
-        if best is None or not self._quota_allows(job, best[2]):
+        best = _cheapest_plan(finder, groups)
+        if best is None or not self._quota_allows(job, best[0]):
             self.no_victims[sig] = job.gpus
             return False
-        plan, gid = best[2], best[3]
+        plan, gid = best
         if self.c.weigh_victims and not worth_preempting(job, plan, self.now):
             return False
         for held in plan.victims:
@@ -445,15 +455,11 @@ class _Cycle:
         exclude = r.nodes if r is not None and kept_off else NO_EXCLUDE
         finder = VictimFinder(state, job, self.now, False, self.c.quotas, self.c.victim_scan_nodes,
                               self.admitted, moving=True)
-        best: tuple[int, float, VictimPlan, int] | None = None
-        for gid in roomy:
-            plan = finder.find(gid, exclude)
-            if plan is not None and plan.victims and (best is None or (len(plan.victims), plan.lost_gpu_s) < best[:2]):
-                best = (len(plan.victims), plan.lost_gpu_s, plan, gid)
+        best = _cheapest_plan(finder, roomy, exclude, empty_ok=False)
         if best is None:
             self.no_moves[sig] = job.gpus
             return False
-        plan, gid = best[2], best[3]
+        plan, gid = best
         if self.c.weigh_victims and not worth_preempting(job, plan, self.now):
             return False
         rooms = hold_room(index, gid, plan, exclude)
