@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.live import Live
 
 from trainyard.cli import datasets, lineage, models, render, runs, scheduling, sweep
 from trainyard.cli.code import upload_code
 from trainyard.cli.errors import call, err, fail
 from trainyard.cli.sim import sim
+from trainyard.cli.watch import watch
 from trainyard.client import Client, ServerUnavailable, TrainyardError
 from trainyard.spec import SpecError, load_spec_file, parse_job_spec
 
@@ -91,25 +90,6 @@ def submit(
                       f"code {code['digest'][:19]}…", highlight=False)
         if follow:
             raise typer.Exit(watch(client, job["id"]))
-
-
-def watch(client: Client, job_id: str) -> int:
-    """Live status and events until the job ends; exit code 0 iff it succeeded."""
-    seen = 0
-    with Live(console=err, refresh_per_second=4, transient=True) as live:
-        while True:
-            job = call(client.job, job_id)
-            events = call(client.events, job_id)
-            for e in events[seen:]:
-                live.console.print(f"[dim]{render.parse_time(e['time']):%H:%M:%S}[/] "
-                                   f"[bold]{e['kind']}[/] {e['reason']}", highlight=False)
-            seen = len(events)
-            live.update(render.status_view(job))
-            if job["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-                break
-            time.sleep(1.0)
-    err.print(render.status_view(job))
-    return 0 if job["state"] == "SUCCEEDED" else 1
 
 
 @app.command("watch")
