@@ -40,7 +40,7 @@ class _FileOrCommand(TyperGroup):
 
 
 app = typer.Typer(cls=_FileOrCommand, no_args_is_help=True, help=(
-    "Hyperparameter sweeps: `yard sweep sweep.yaml --follow`, then `yard sweep status|best SWEEP`."))
+    "Hyperparameter sweeps: `yard sweep submit sweep.yaml --follow`, then `yard sweep status|best SWEEP`."))
 out = Console()
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",
