@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 SNAPSHOT_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?@v[1-9][0-9]{0,8}$"  # a dataset snapshot: NAME@vN
+ENTRYPOINT_EXAMPLE = "entrypoint: [python, train.py]"  # the line a spec error shows a user to write
 
 
 class _Strict(BaseModel):
@@ -113,7 +114,7 @@ class JobSpec(_Strict):
     @classmethod
     def _entrypoint_words(cls, value: list[str]) -> list[str]:
         if not value or not value[0].strip():
-            raise ValueError("entrypoint must start with a program, e.g. [python, train.py]")
+            raise ValueError(f"entrypoint must start with a program, e.g. {ENTRYPOINT_EXAMPLE}")
         return value
 
     @field_validator("dataset")
@@ -216,7 +217,7 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
         elif err["type"] == "missing":
             message = "required field is missing"
         elif field == "entrypoint" and err["type"] == "too_short":
-            message = "give the command to run, e.g. [python, train.py]"
+            message = f"give the command to run as a list, e.g. {ENTRYPOINT_EXAMPLE}"
         out.append({"field": field, "message": message.removeprefix("Value error, ")})
     return out
 

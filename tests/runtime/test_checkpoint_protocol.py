@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
+import io
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -45,7 +49,60 @@ def newest_state_file(root: Path) -> Path:
     return sorted(root.glob("a*-s*"))[-1] / STATE_FILE
 
 
-def test_saved_checkpoint_is_files_then_manifest_with_sizes_and_checksums(tmp_path):
+class DiskOrder:
+    """The opens for writing, fsyncs and renames this process makes under one root, in the order made.
+
+    Mtimes cannot show an order (two writes in one clock tick share one); this sees each call.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._calls: list[tuple[str, Any]] = []
+
+    def events(self) -> list[tuple[str, str]]:
+        """(kind, file name): kind is open, fsync or rename (named by the new name); an fsync'd
+        file or directory is named by what its inode is called now."""
+        names = {p.stat().st_ino: p.name for p in [self.root, *self.root.rglob("*")]}
+        return [(kind, names.get(what, "?") if kind == "fsync" else what) for kind, what in self._calls]
+
+    def _ours(self, path: Any) -> bool:
+        return isinstance(path, str | os.PathLike) and Path(path).is_relative_to(self.root)
+
+    @classmethod
+    def watching(cls, root: Path, monkeypatch: pytest.MonkeyPatch) -> DiskOrder:
+        order = cls(root)
+        real_open, real_fsync, real_replace, real_rename = io.open, os.fsync, os.replace, os.rename
+
+        def open_(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+            if order._ours(file) and set(mode) & set("wax+"):
+                order._calls.append(("open", Path(file).name))
+            return real_open(file, mode, *args, **kwargs)
+
+        def fsync(fd: int) -> None:
+            order._calls.append(("fsync", os.fstat(fd).st_ino))
+            real_fsync(fd)
+
+        def renaming(real: Any) -> Any:
+            def rename(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+                if order._ours(dst):
+                    order._calls.append(("rename", Path(dst).name))
+                real(src, dst, *args, **kwargs)
+            return rename
+
+        monkeypatch.setattr(io, "open", open_)  # what Path.open calls
+        monkeypatch.setattr(builtins, "open", open_)
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "replace", renaming(real_replace))
+        monkeypatch.setattr(os, "rename", renaming(real_rename))
+        return order
+
+
+@pytest.fixture
+def disk_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DiskOrder:
+    return DiskOrder.watching(tmp_path, monkeypatch)
+
+
+def test_saved_checkpoint_is_files_then_manifest_with_sizes_and_checksums(tmp_path, disk_order):
     ckpt = standalone(tmp_path)
     save_steps(ckpt, 30)
     directory = tmp_path / "a001-s000000030"
@@ -56,7 +113,15 @@ def test_saved_checkpoint_is_files_then_manifest_with_sizes_and_checksums(tmp_pa
     assert entry["path"] == STATE_FILE
     assert entry["bytes"] == (directory / STATE_FILE).stat().st_size
     assert len(entry["sha256"]) == 64
-    assert (directory / MANIFEST).stat().st_mtime_ns >= (directory / STATE_FILE).stat().st_mtime_ns
+    # The manifest appears (created or renamed into place) only once the state file is written,
+    # fsynced and its directory entry fsynced; nothing touches the state file after.
+    events = disk_order.events()
+    appears = next(i for i, event in enumerate(events) if event in {("open", MANIFEST), ("rename", MANIFEST)})
+    before, after = events[:appears], events[appears:]
+    assert ("open", STATE_FILE) in before and ("fsync", STATE_FILE) in before
+    last_state_event = max(i for i, (_, name) in enumerate(before) if name == STATE_FILE)
+    assert ("fsync", directory.name) in before[last_state_event:]
+    assert not [event for event in after if event[1] == STATE_FILE]
 
 
 def test_save_follows_the_policy_unless_forced(tmp_path):

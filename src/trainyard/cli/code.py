@@ -7,7 +7,7 @@ from typing import Any
 
 from trainyard.cli.errors import call, fail
 from trainyard.client import Client
-from trainyard.storage import pack_directory
+from trainyard.storage.code_archive import pack_directory
 
 
 def upload_code(client: Client, code_dir: Path, field: str = "code") -> dict[str, Any]:

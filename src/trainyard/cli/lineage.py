@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from trainyard.cli.errors import call, err
+from trainyard.cli.watch import watch
 from trainyard.client import Client
 
 out = Console(soft_wrap=True, highlight=False)
@@ -87,6 +88,4 @@ def rerun(
         err.print(f"rerun of {job_id}: {job['id']} {job['state']}; code {(job['code']['digest'] or 'none')[:19]}…, "
                   f"dataset {job['spec'].get('dataset') or 'none'}", highlight=False)
         if follow:
-            from trainyard.cli.main import watch
-
             raise typer.Exit(watch(client, job["id"]))

@@ -3,39 +3,57 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
-from rich.live import Live
+from typer.core import TyperGroup
 
 from trainyard.cli import datasets, lineage, models, render, runs, scheduling, sweep
 from trainyard.cli.code import upload_code
 from trainyard.cli.errors import call, err, fail
 from trainyard.cli.sim import sim
+from trainyard.cli.watch import watch
 from trainyard.client import Client, ServerUnavailable, TrainyardError
 from trainyard.spec import SpecError, load_spec_file, parse_job_spec
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# `yard --help` lists the commands in these panels, in this order.
+HELP_PANELS = ("Jobs", "Scheduling", "Sweeps", "Tracking", "Data", "Models", "Server")
+JOBS, SCHEDULING, SWEEPS, TRACKING, DATA, MODELS, SERVER = HELP_PANELS
+
+
+class _ByPanel(TyperGroup):
+    """Lists commands panel by panel: Typer orders panels as their first command was registered,
+    with every sub-app after every command."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        def panel(name: str) -> int:
+            title = getattr(self.commands[name], "rich_help_panel", None)
+            return HELP_PANELS.index(title) if title in HELP_PANELS else len(HELP_PANELS)
+
+        return sorted(super().list_commands(ctx), key=panel)
+
+
+app = typer.Typer(cls=_ByPanel, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="trainyard: a training platform. Submit PyTorch jobs; watch them run and recover.")
-app.add_typer(sweep.app, name="sweep")
-app.add_typer(runs.app, name="runs")
-app.add_typer(scheduling.teams_app, name="teams")
-app.command("queue")(scheduling.queue)
-app.command("sim")(sim)
-app.add_typer(datasets.app, name="datasets")
-app.add_typer(models.app, name="models")
-app.command("lineage")(lineage.lineage)
-app.command("rerun")(lineage.rerun)
+app.command("queue", rich_help_panel=SCHEDULING)(scheduling.queue)
+app.add_typer(scheduling.teams_app, name="teams", rich_help_panel=SCHEDULING)
+app.command("sim", rich_help_panel=SCHEDULING)(sim)
+app.add_typer(sweep.app, name="sweep", rich_help_panel=SWEEPS)
+app.add_typer(runs.app, name="runs", rich_help_panel=TRACKING)
+app.command("lineage", rich_help_panel=TRACKING)(lineage.lineage)
+app.command("rerun", rich_help_panel=TRACKING)(lineage.rerun)
+app.add_typer(datasets.app, name="datasets", rich_help_panel=DATA)
+app.add_typer(models.app, name="models", rich_help_panel=MODELS)
 out = Console()
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",
                                                help="Server URL (default http://127.0.0.1:8765).")]
 
 
-@app.command()
+@app.command(rich_help_panel=SERVER)
 def server(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
@@ -69,7 +87,7 @@ def server(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
-@app.command()
+@app.command(rich_help_panel=JOBS)
 def submit(
     spec_file: Annotated[Path, typer.Argument(help="A job spec, YAML or JSON.")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Watch the job until it ends.")] = False,
@@ -93,33 +111,14 @@ def submit(
             raise typer.Exit(watch(client, job["id"]))
 
 
-def watch(client: Client, job_id: str) -> int:
-    """Live status and events until the job ends; exit code 0 iff it succeeded."""
-    seen = 0
-    with Live(console=err, refresh_per_second=4, transient=True) as live:
-        while True:
-            job = call(client.job, job_id)
-            events = call(client.events, job_id)
-            for e in events[seen:]:
-                live.console.print(f"[dim]{render.parse_time(e['time']):%H:%M:%S}[/] "
-                                   f"[bold]{e['kind']}[/] {e['reason']}", highlight=False)
-            seen = len(events)
-            live.update(render.status_view(job))
-            if job["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-                break
-            time.sleep(1.0)
-    err.print(render.status_view(job))
-    return 0 if job["state"] == "SUCCEEDED" else 1
-
-
-@app.command("watch")
+@app.command("watch", rich_help_panel=JOBS)
 def watch_cmd(job_id: str, server_url: ServerOpt = None) -> None:
     """Live status and events of a job until it ends; exits 0 iff it succeeded."""
     with Client(server_url) as client:
         raise typer.Exit(watch(client, job_id))
 
 
-@app.command("jobs")
+@app.command("jobs", rich_help_panel=JOBS)
 def jobs_cmd(
     state: Annotated[list[str] | None, typer.Option("--state", help="Only jobs in this state.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
@@ -132,7 +131,7 @@ def jobs_cmd(
     out.print(render.jobs_table(items))
 
 
-@app.command()
+@app.command(rich_help_panel=JOBS)
 def status(job_id: str, server_url: ServerOpt = None) -> None:
     """A job's state, workers, checkpoints and events with their reasons."""
     with Client(server_url) as client:
@@ -141,7 +140,7 @@ def status(job_id: str, server_url: ServerOpt = None) -> None:
     out.print(render.status_view(job, events))
 
 
-@app.command()
+@app.command(rich_help_panel=JOBS)
 def logs(
     job_id: str,
     rank: Annotated[int, typer.Option("--rank", "-r", help="Which rank's log.")] = 0,
@@ -168,7 +167,7 @@ def logs(
             offset = chunk["offset"]
 
 
-@app.command()
+@app.command(rich_help_panel=JOBS)
 def cancel(job_id: str, server_url: ServerOpt = None) -> None:
     """Stop a job: queued ones end now; running ones get SIGTERM, a grace period, then SIGKILL."""
     with Client(server_url) as client:

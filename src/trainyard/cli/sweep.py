@@ -22,7 +22,7 @@ from trainyard.cli.code import upload_code
 from trainyard.cli.errors import call, err, fail
 from trainyard.client import Client
 from trainyard.spec import SpecError, load_spec_file
-from trainyard.tuning import parse_sweep_spec
+from trainyard.tuning.spec import parse_sweep_spec
 
 TRIAL_STYLE = {"RUNNING": "green", "COMPLETE": "bold green", "PRUNED": "yellow", "FAILED": "bold red",
                "CANCELLED": "dim"}
@@ -40,7 +40,7 @@ class _FileOrCommand(TyperGroup):
 
 
 app = typer.Typer(cls=_FileOrCommand, no_args_is_help=True, help=(
-    "Hyperparameter sweeps: `yard sweep sweep.yaml --follow`, then `yard sweep status|best SWEEP`."))
+    "Hyperparameter sweeps: `yard sweep submit sweep.yaml --follow`, then `yard sweep status|best SWEEP`."))
 out = Console()
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",
