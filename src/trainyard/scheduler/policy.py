@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 
 from trainyard.scheduler.backfill import NodeReservation, reserve
 from trainyard.scheduler.defrag import hold_room, release
-from trainyard.scheduler.explain import describe_need, describe_room
+from trainyard.scheduler.explain import describe_need, describe_preemption, describe_room
 from trainyard.scheduler.model import (
     Admit,
     ClusterSnapshot,
     Decisions,
     GangRequest,
     Preempt,
+    PreemptCause,
     Reservation,
+    RunningGang,
 )
 from trainyard.scheduler.placement import NO_EXCLUDE, Placement
 from trainyard.scheduler.preemption import VictimFinder, VictimPlan
@@ -97,6 +99,18 @@ def worth_preempting(job: GangRequest, plan: VictimPlan, now: float) -> bool:
         until = every - gang.lost_seconds(now) % every
         wait = max(wait, min(until, max(0.0, gang.expected_end - now)))  # or it ends first
     return plan.lost_gpu_s <= max(1, job.gpus) * wait
+
+
+def _preempt(cause: PreemptCause, gang: RunningGang, job: GangRequest | None, now: float, node: str = "",
+             job_nodes: int = 0) -> Preempt:
+    reason = describe_preemption(cause, gang, job, now, node, job_nodes)
+    return Preempt(gang.job.id, "" if job is None else job.id, cause, reason)
+
+
+def reclaim_spot_node(state: ClusterState, node: str, now: float) -> list[Preempt]:
+    """A spot node taken back: nothing new lands there and its gangs stop, whole. The caller
+    queues them again, as it does the victims of a cycle."""
+    return [_preempt(PreemptCause.SPOT_RECLAIM, gang, None, now, node) for gang in state.reclaim_node(node)]
 
 
 def _cheapest_plan(finder: VictimFinder, groups: list[int], exclude: Collection[int] = NO_EXCLUDE,
@@ -413,10 +427,10 @@ class _Cycle:
         plan, gid = best
         if self.c.weigh_victims and not worth_preempting(job, plan, self.now):
             return False
-        for held in plan.victims:
-            victim = held.gang
-            state.stop(victim.job.id)
-            self.out.preempt.append(Preempt(victim.job.id, job.id, self._why(job, held.gang.job, reclaim)))
+        causes = [finder.cause(held) for held in plan.victims]  # before stopping changes who borrows
+        for held, cause in zip(plan.victims, causes, strict=True):
+            state.stop(held.gang.job.id)
+            self.out.preempt.append(_preempt(cause, held.gang, job, self.now))
         self._refresh_team_keys()
         borrowing = self.c.quotas and state.quota.check(job, why=False).kind == BORROW
         self._admit(job, finder.placement_on(plan, gid), borrowing, False)
@@ -470,10 +484,8 @@ class _Cycle:
         names = index.nodes
         for held in plan.victims:
             state.stop(held.gang.job.id)
-            self.out.preempt.append(Preempt(
-                held.gang.job.id, job.id,
-                f"moved off {names[held.nodes[0][0]].name} to make room for {job.id} "
-                f"({job.gpus} GPUs on {len(plan.nodes)} node(s)); room for it is free elsewhere", move=True))
+            self.out.preempt.append(_preempt(PreemptCause.MOVE, held.gang, job, self.now,
+                                             node=names[held.nodes[0][0]].name, job_nodes=len(plan.nodes)))
         self._admit(job, finder.placement_on(plan, gid), verdict.kind == BORROW, False)
         return True
 
@@ -493,15 +505,6 @@ class _Cycle:
                 cohort_c += v.cpus
         verdict = quota.check(job, (int(team_g), team_c), (int(cohort_g), cohort_c), why=False)
         return verdict.kind != BLOCKED
-
-    def _why(self, job: GangRequest, victim: GangRequest, reclaim: bool) -> str:
-        state = self.state
-        if state.priority(victim) < state.priority(job):
-            return f"preempted for {job.id} (priority {job.priority} over {victim.priority})"
-        if reclaim and victim.team != job.team:
-            return (f"team {job.team} reclaims its quota lent to team {victim.team}, "
-                    f"for {job.id}")
-        return f"evicted from the reservation's nodes for {job.id}"
 
     # -- the rest of the queue ----------------------------------------------------
 
