@@ -105,7 +105,10 @@ class VictimFinder:
         """Why a victim this finder chose may give way to the job."""
         gang = held.gang
         found = self._cause(gang.job.team, held.level, gang.job.preemptible, gang.opportunistic)
-        return PreemptCause.SHORTER_WORK if found is None else found  # `may_evict`'s last rule
+        if found is not None:
+            return found
+        assert self.longer is not None, f"{gang.job.id} was never a victim of {self.job.id}"
+        return PreemptCause.SHORTER_WORK  # `may_evict`'s last rule
 
     def _cause(self, team_name: str, level: int, preemptible: bool, opportunistic: bool) -> PreemptCause | None:
         """The rule that lets a gang of this kind give way to the job (None: none does, short of
