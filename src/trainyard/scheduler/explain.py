@@ -1,4 +1,5 @@
-"""Short reasons a person understands: what a job needs and what the cluster has.
+"""Short reasons a person understands: what a job needs, what the cluster has, and why
+a running gang is stopped.
 
 The room is described in the resource the job is short of: GPUs for a GPU gang
 that finds no node with enough free, CPUs or memory when the GPUs are there but
@@ -7,7 +8,9 @@ those are not (or when the gang asks for no GPUs at all).
 
 from __future__ import annotations
 
-from trainyard.scheduler.model import GangRequest
+from typing import assert_never
+
+from trainyard.scheduler.model import GangRequest, PreemptCause, RunningGang
 from trainyard.scheduler.placement import NodeIndex, node_share
 
 
@@ -101,3 +104,37 @@ def _extra_room(index: NodeIndex, groups: list[int], job: GangRequest) -> str | 
             where = "the nodes with room for its GPUs" if job.gpus else f"{len(tracked)} nodes"
             parts.append(f"at most {have} on one of {where} ({node.name})")
     return "; ".join(parts) if parts else None
+
+
+def describe_preemption(cause: PreemptCause, victim: RunningGang, job: GangRequest | None, now: float,
+                        node: str = "", job_nodes: int = 0) -> str:
+    """Why `victim` stops, in words: every preemption's reason text comes from here.
+
+    `job` is the job it makes room for (None for a spot reclaim); `node` is the node it is
+    moved off or the spot node reclaimed; `job_nodes` how many nodes a moving job lands on."""
+    if cause is PreemptCause.SPOT_RECLAIM:
+        return f"spot node {node} was reclaimed; {victim.lost_seconds(now):,.0f} s since its last checkpoint are lost"
+    assert job is not None, f"a {cause} preemption makes room for a job"
+    gang = victim.job
+    match cause:
+        case PreemptCause.HIGHER_PRIORITY:
+            return f"preempted for {job.id} (priority {job.priority} over {gang.priority})"
+        case PreemptCause.QUOTA_RECLAIM:
+            return f"team {job.team} reclaims its quota lent to team {gang.team}, for {job.id}"
+        case PreemptCause.BACKFILL_EVICTION:
+            return f"evicted for {job.id} from the reservation's nodes, where it ran as opportunistic backfill"
+        case PreemptCause.SHORTER_WORK:
+            short = _gpu_hours((job.expected_duration or 0.0) * max(1, job.gpus))
+            left = ("gave no estimate of its length" if gang.expected_duration is None else
+                    f"has {_gpu_hours((victim.expected_end - now) * max(1, gang.gpus))} GPU-hours left")
+            return (f"long work gives way to much shorter work: {job.id} expects {short} GPU-hours, "
+                    f"this gang {left}; its last checkpoint was {victim.lost_seconds(now):,.0f} s ago")
+        case PreemptCause.MOVE:
+            return (f"moved off {node} to make room for {job.id} ({job.gpus} GPUs on {job_nodes} node(s)); "
+                    f"room for it is free elsewhere")
+        case _:
+            assert_never(cause)
+
+
+def _gpu_hours(gpu_s: float) -> str:
+    return f"{gpu_s / 3600:,.1f}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 ON_DEMAND = "on-demand"
 SPOT = "spot"
@@ -111,12 +112,28 @@ class Admit:
     opportunistic: bool = False  # backfilled onto the reservation's nodes; evictable
 
 
+class PreemptCause(StrEnum):
+    """Why a running gang is stopped. `explain.describe_preemption` says each in words."""
+
+    HIGHER_PRIORITY = "higher-priority"  # a job of a higher priority class needs its place
+    QUOTA_RECLAIM = "quota-reclaim"  # it borrowed the job's team's quota; the lender takes it back
+    BACKFILL_EVICTION = "backfill-eviction"  # it ran opportunistically on a reservation's nodes
+    SHORTER_WORK = "shorter-work"  # long work gives way, just after its checkpoint, to much shorter work
+    MOVE = "move"  # moved to defragment: there is room for it elsewhere already
+    SPOT_RECLAIM = "spot-reclaim"  # the spot node under it was taken back
+
+
 @dataclass(frozen=True, slots=True)
 class Preempt:
     job_id: str
-    for_job: str
-    reason: str
-    move: bool = False  # stopped to defragment: there is room for it elsewhere already
+    for_job: str  # the job it makes room for; "" when none asked (a spot reclaim)
+    cause: PreemptCause
+    reason: str  # the cause in words, from `explain.describe_preemption`
+
+    @property
+    def move(self) -> bool:
+        """Stopped to defragment: there is room for it elsewhere already."""
+        return self.cause is PreemptCause.MOVE
 
 
 @dataclass(slots=True)

@@ -11,17 +11,20 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from trainyard.scheduler.backfill import NodeReservation, reserve
 from trainyard.scheduler.defrag import hold_room, release
-from trainyard.scheduler.explain import describe_need, describe_room
+from trainyard.scheduler.explain import describe_need, describe_preemption, describe_room
 from trainyard.scheduler.model import (
     Admit,
     ClusterSnapshot,
     Decisions,
     GangRequest,
     Preempt,
+    PreemptCause,
     Reservation,
+    RunningGang,
 )
 from trainyard.scheduler.placement import NO_EXCLUDE, Placement
 from trainyard.scheduler.preemption import VictimFinder, VictimPlan
@@ -99,6 +102,18 @@ def worth_preempting(job: GangRequest, plan: VictimPlan, now: float) -> bool:
     return plan.lost_gpu_s <= max(1, job.gpus) * wait
 
 
+def _preempt(cause: PreemptCause, gang: RunningGang, job: GangRequest | None, now: float, node: str = "",
+             job_nodes: int = 0) -> Preempt:
+    reason = describe_preemption(cause, gang, job, now, node, job_nodes)
+    return Preempt(gang.job.id, "" if job is None else job.id, cause, reason)
+
+
+def reclaim_spot_node(state: ClusterState, node: str, now: float) -> list[Preempt]:
+    """A spot node taken back: nothing new lands there and its gangs stop, whole. The caller
+    queues them again, as it does the victims of a cycle."""
+    return [_preempt(PreemptCause.SPOT_RECLAIM, gang, None, now, node) for gang in state.reclaim_node(node)]
+
+
 def _cheapest_plan(finder: VictimFinder, groups: list[int], exclude: Collection[int] = NO_EXCLUDE,
                    empty_ok: bool = True) -> tuple[VictimPlan, int] | None:
     """Over the groups, the plan with the fewest victims, then the least work lost (and its
@@ -141,7 +156,54 @@ def schedule(snapshot: ClusterSnapshot, config: PolicyConfig = TRAINYARD) -> Dec
     return policy.cycle(state, queue, snapshot.now)
 
 
+_Kind = tuple[object, ...]  # the traits of a gang a search's result holds for (the `sig`s below)
+
+
+@dataclass(slots=True)
+class _Walk:
+    """Where the walk through the queue is, and what of the queue it skips this cycle."""
+
+    # teams with work left, a heap by `_team_key`
+    teams: list[tuple[tuple[float, ...], str]] = field(default_factory=list)
+    current: str = ""  # the team whose head is being considered
+    hopeless: dict[str, set[Lane]] = field(default_factory=dict)  # team -> lanes that found no room
+    # (team, lane) -> the job whose failure made the walk skip the lane
+    first_failed: dict[tuple[str, Lane], GangRequest] = field(default_factory=dict)
+    quota_blocked: dict[str, int] = field(default_factory=dict)  # team -> fewest GPUs its quota refused
+    stopped_by: GangRequest | None = None  # strict FIFO: the head the walk stopped at
+
+
+@dataclass(slots=True)
+class _Misses:
+    """Searches that found nothing this cycle: kind of gang -> fewest GPUs that failed. A larger
+    gang of the same kind would fail too, so it is not searched for again."""
+
+    room: dict[_Kind, int] = field(default_factory=dict)  # no free placement
+    victims: dict[_Kind, int] = field(default_factory=dict)  # no gangs to preempt for it
+    moves: dict[_Kind, int] = field(default_factory=dict)  # no gangs to move for it
+
+
+@dataclass(slots=True)
+class _Moves:
+    """Defragmentation this cycle (see defrag.py)."""
+
+    # jobs that found no room and no victims, in the order the walk met them
+    candidates: list[tuple[GangRequest, list[int], QuotaVerdict]] = field(default_factory=list)
+    # room held in the node index for the gangs being moved, given back at the end of the cycle
+    held_rooms: list[tuple[GangRequest, Placement]] = field(default_factory=list)
+    searches: int = 0  # of `max_move_searches`
+
+
+class _Step(NamedTuple):
+    """What considering one job says about the walk."""
+
+    go_on: bool  # False stops the walk
+    lane_fails: bool = False  # the rest of the job's lane would fail alike: skip it this cycle
+
+
 class _Cycle:
+    """One walk over the queue; everything it learns lives only as long as the cycle."""
+
     def __init__(self, config: PolicyConfig, state: ClusterState, queue: PendingQueue,
                  now: float) -> None:
         self.c = config
@@ -150,30 +212,22 @@ class _Cycle:
         self.now = now
         self.out = Decisions()
         self.reservation: NodeReservation | None = None
-        self.attempts = 0
-        self.move_searches = 0
-        self.rooms: list[tuple[GangRequest, Placement]] = []  # held this cycle for gangs being moved
-        self.no_moves: dict[tuple[object, ...], int] = {}
-        self.move_candidates: list[tuple[GangRequest, list[int], QuotaVerdict]] = []
-        self.no_room: dict[tuple[object, ...], int] = {}  # kind of gang -> fewest GPUs that found no room
-        self.no_victims: dict[tuple[object, ...], int] = {}
-        self.quota_blocked: dict[str, int] = {}  # team -> fewest GPUs its quota refused
-        self.stopped_by: GangRequest | None = None
-        self.admitted: set[str] = set()
-        self._rooms: dict[tuple[object, ...], str] = {}
-        self.hopeless: dict[str, set[Lane]] = {}  # team -> lanes that found no room this cycle
-        self._covered = False  # the job just considered failed in a way its whole lane would
-        self._searched_everywhere = False
-        self.lane_failed: dict[tuple[str, Lane], GangRequest] = {}  # first job of a skipped lane
+        self.admitted: set[str] = set()  # ids admitted this cycle: not started yet, never victims
+        self.walk = _Walk()
+        self.misses = _Misses()
+        self.victim_searches = 0  # of `max_preemption_attempts`
+        self.moves = _Moves()
+        # describe_room's text per shape of job, until an admission changes the room
+        self.room_texts: dict[tuple[object, ...], str] = {}
 
     # -- the walk ----------------------------------------------------------------
 
     def run(self) -> Decisions:
         queue = self.queue
         tried: list[Entry] = []
-        self._teams = [(self._team_key(t), t) for t in queue.heaps if queue.head(t) is not None]
-        self._current = ""
-        heapq.heapify(self._teams)
+        self.walk.teams = [(self._team_key(t), t) for t in queue.heaps if queue.head(t) is not None]
+        self.walk.current = ""
+        heapq.heapify(self.walk.teams)
         considered = 0
         full_since = -1  # jobs considered when nothing was left to place
         out = self.out
@@ -181,24 +235,23 @@ class _Cycle:
         changed_at = 0  # jobs considered when the last admission or preemption was made
         decided = 0
         reached_all = True  # False when the walk stopped with jobs that might fit unseen
-        while self._teams:
-            _, team = heapq.heappop(self._teams)
-            skip = self.hopeless.setdefault(team, set())
+        while self.walk.teams:
+            _, team = heapq.heappop(self.walk.teams)
+            skip = self.walk.hopeless.setdefault(team, set())
             if queue.head(team, skip) is None:
                 continue
             entry = queue.pop(team, skip)
             tried.append(entry)
             considered += 1
-            self._current = team
-            self._covered = False
-            go_on = self._consider(entry[2])
-            if self._covered:  # the rest of its lane would fail alike: skip it this cycle
+            self.walk.current = team
+            step = self._consider(entry[2])
+            if step.lane_fails:
                 lane = lane_of(entry[2])
                 skip.add(lane)
-                self.lane_failed.setdefault((team, lane), entry[2])
+                self.walk.first_failed.setdefault((team, lane), entry[2])
             if queue.head(team, skip) is not None and not self._team_blocked(team):
-                heapq.heappush(self._teams, (self._team_key(team), team))
-            if not go_on or considered >= self.c.max_considered:
+                heapq.heappush(self.walk.teams, (self._team_key(team), team))
+            if not step.go_on or considered >= self.c.max_considered:
                 reached_all = False
                 break
             if len(out.admit) + len(out.preempt) != decided:
@@ -216,7 +269,7 @@ class _Cycle:
                 break
         if reached_all or self._nothing_fits():
             self._defragment()
-        release(self.state.index, self.rooms)
+        release(self.state.index, self.moves.held_rooms)
         queue.put_back(tried)
         if self.reservation is not None:
             r = self.reservation
@@ -240,7 +293,7 @@ class _Cycle:
         over borrowers, without step 3, starved light teams in bursts (on the scaled Philly
         trace three fell to 83-89 % of their demand)."""
         queue = self.queue
-        head = queue.head(team, self.hopeless.get(team, NO_SKIP))
+        head = queue.head(team, self.walk.hopeless.get(team, NO_SKIP))
         assert head is not None
         o = queue.ordering
         if not o.fair:
@@ -259,7 +312,7 @@ class _Cycle:
 
     def _team_blocked(self, team: str) -> bool:
         """Its quota refused a gang no larger than any it has waiting: skip the rest."""
-        blocked = self.quota_blocked.get(team)
+        blocked = self.walk.quota_blocked.get(team)
         if blocked is None:
             return False
         smallest = self.queue.smallest_gpus(team)
@@ -268,11 +321,11 @@ class _Cycle:
     def _refresh_team_keys(self) -> None:
         """Preemption freed room and changed teams' usage: no lane is known to be
         hopeless any more; re-rank every team with work left (but the one being walked)."""
-        self.hopeless.clear()
+        self.walk.hopeless.clear()
         queue = self.queue
-        self._teams = [(self._team_key(t), t) for t in queue.heaps
-                       if t != self._current and queue.head(t) is not None and not self._team_blocked(t)]
-        heapq.heapify(self._teams)
+        self.walk.teams = [(self._team_key(t), t) for t in queue.heaps
+                       if t != self.walk.current and queue.head(t) is not None and not self._team_blocked(t)]
+        heapq.heapify(self.walk.teams)
 
     def _nothing_fits(self) -> bool:
         """No free block is as large as the smallest pending gang."""
@@ -287,43 +340,41 @@ class _Cycle:
         return True
 
     def _nothing_can_change(self) -> bool:
-        return (not self.c.preemption or self.attempts >= self.c.max_preemption_attempts) and (
+        return (not self.c.preemption or self.victim_searches >= self.c.max_preemption_attempts) and (
             self.reservation is not None or not self.c.backfill)
 
     # -- one job -----------------------------------------------------------------
 
-    def _consider(self, job: GangRequest) -> bool:
-        """Admit, preempt for, reserve for, or explain one job; False stops the walk."""
+    def _consider(self, job: GangRequest) -> _Step:
+        """Admit, preempt for, reserve for, or explain one job."""
         state = self.state
         groups = state.index.eligible_groups(job)
         if not groups:
             self._wait(job, lambda: f"{describe_need(state.index, job)}; no node in the cluster matches")
-            return not self.c.strict
-        if job.gpus >= self.quota_blocked.get(job.team, INF):
-            self._covered = True
+            return _Step(not self.c.strict)
+        if job.gpus >= self.walk.quota_blocked.get(job.team, INF):
             self._wait(job, lambda: self._quota_reason(job))
-            return True
+            return _Step(True, lane_fails=True)
         verdict = state.quota.check(job, why=self.c.explain) if self.c.quotas else _WITHIN
         if verdict.kind == BLOCKED:
-            self.quota_blocked[job.team] = min(job.gpus, self.quota_blocked.get(job.team, job.gpus))
-            self._covered = True
+            self.walk.quota_blocked[job.team] = min(job.gpus, self.walk.quota_blocked.get(job.team, job.gpus))
             self._wait(job, lambda: f"{describe_need(state.index, job)}; {verdict.reason}")
-            return True
+            return _Step(True, lane_fails=True)
         placed = self._place(job, groups)
         if placed is not None:
             self._admit(job, placed[0], verdict.kind == BORROW, placed[1])
-            return True
+            return _Step(True)
         if self.c.preemption and self._preempt_for(job, groups, verdict):
-            return True
-        if self.c.defragment and len(self.move_candidates) < self.c.max_move_searches:
-            self.move_candidates.append((job, groups, verdict))
-        # No room on any node it may use and no victims: the same for its whole lane.
-        self._covered = self._searched_everywhere and not self.c.strict
+            return _Step(True)
+        if self.c.defragment and len(self.moves.candidates) < self.c.max_move_searches:
+            self.moves.candidates.append((job, groups, verdict))
         if self.c.strict:
-            self.stopped_by = job
+            self.walk.stopped_by = job
             self._wait(job, lambda: f"{describe_need(state.index, job)}; head of the queue, "
                                     f"{self._room(job, groups)}")
-            return False
+            return _Step(False)
+        # No room on any node it may use and no victims: the same for its whole lane.
+        lane_fails = self._searched_every_node(job)
         if self.c.backfill and self.reservation is None:
             self.reservation = reserve(state, job, groups, self.now)
             if self.reservation is not None:
@@ -332,22 +383,29 @@ class _Cycle:
                 self._wait(job, lambda: f"{describe_need(state.index, job)}; "
                                         f"{self._room(job, groups)}; holds the reservation: "
                                         f"{len(r.nodes)} node(s) expected free {when}")
-                return True
+                return _Step(True, lane_fails)
         self._wait(job, lambda: f"{describe_need(state.index, job)}; "
                                 f"{self._room(job, groups)}")
-        return True
+        return _Step(True, lane_fails)
+
+    def _kept_off_reservation(self, job: GangRequest) -> bool:
+        """The reservation's nodes are closed to the job: it could delay the head."""
+        r = self.reservation
+        return r is not None and not r.admits(job, self.now)
+
+    def _searched_every_node(self, job: GangRequest) -> bool:
+        """Jobs of one lane differ in expected duration, so in what the reservation lets them use;
+        a failure says the same of the whole lane only when every node was searched."""
+        return not self._kept_off_reservation(job) or (job.preemptible and self.c.preemption)
 
     def _place(self, job: GangRequest, groups: list[int]) -> tuple[Placement, bool] | None:
         """A placement, and whether it sits opportunistically on the reservation's nodes."""
         r = self.reservation
-        blocked = r is not None and not r.admits(job, self.now)
+        blocked = self._kept_off_reservation(job)
         exclude = r.nodes if r is not None and blocked else NO_EXCLUDE
-        # Jobs of one lane differ in expected duration, so in what the reservation lets them use;
-        # a failure says the same of the whole lane only when every node was searched.
-        self._searched_everywhere = not blocked or (job.preemptible and self.c.preemption)
         sig = (job.gpu_type, job.zone, job.allow_spot, job.gpus_per_worker, job.max_nodes, blocked,
                *_extras(job))
-        if job.gpus >= self.no_room.get(sig, INF):
+        if job.gpus >= self.misses.room.get(sig, INF):
             return None
         index = self.state.index
         for gid in groups:
@@ -359,7 +417,7 @@ class _Cycle:
                 p = index.find(job, gid)
                 if p is not None:
                     return p, True
-        self.no_room[sig] = job.gpus
+        self.misses.room[sig] = job.gpus
         return None
 
     def _admit(self, job: GangRequest, placement: Placement, borrowing: bool,
@@ -367,15 +425,15 @@ class _Cycle:
         gang = self.state.start(job, placement, self.now, opportunistic=opportunistic)
         self.queue.remove(job.id)
         self.admitted.add(job.id)
-        self._rooms.clear()
+        self.room_texts.clear()
         self.out.admit.append(Admit(job.id, gang.placement, borrowing, opportunistic))
 
     def _room(self, job: GangRequest, groups: list[int]) -> str:
         """What the cluster has for this job's shape (once per shape per cycle: it may scan nodes)."""
         key = (tuple(groups), job.gpus, job.cpus, job.memory_gb, job.gpus_per_worker, job.max_nodes)
-        text = self._rooms.get(key)
+        text = self.room_texts.get(key)
         if text is None:
-            text = self._rooms[key] = describe_room(self.state.index, groups, job)
+            text = self.room_texts[key] = describe_room(self.state.index, groups, job)
         return text
 
     def _wait(self, job: GangRequest, reason: Callable[[], str]) -> None:
@@ -389,13 +447,13 @@ class _Cycle:
     # -- preemption --------------------------------------------------------------
 
     def _preempt_for(self, job: GangRequest, groups: list[int], verdict: QuotaVerdict) -> bool:
-        if self.attempts >= self.c.max_preemption_attempts:
+        if self.victim_searches >= self.c.max_preemption_attempts:
             return False
         state = self.state
         reclaim = verdict.kind == WITHIN and state.quota.team(job.team).gpus is not None
         sig = (job.team, state.priority(job), job.gpu_type, job.zone, job.allow_spot, reclaim,
                job.gpus_per_worker, job.max_nodes, *_extras(job))
-        if job.gpus >= self.no_victims.get(sig, INF):
+        if job.gpus >= self.misses.victims.get(sig, INF):
             return False
         longer = None
         if self.c.longer_ratio and job.expected_duration is not None:
@@ -403,20 +461,20 @@ class _Cycle:
         finder = VictimFinder(state, job, self.now, reclaim, self.c.quotas, self.c.victim_scan_nodes,
                               self.admitted, longer=longer)
         if finder.evictable_gpus() + state.index.free_gpus < job.gpus:
-            self.no_victims[sig] = job.gpus
+            self.misses.victims[sig] = job.gpus
             return False
-        self.attempts += 1
+        self.victim_searches += 1
         best = _cheapest_plan(finder, groups)
         if best is None or not self._quota_allows(job, best[0]):
-            self.no_victims[sig] = job.gpus
+            self.misses.victims[sig] = job.gpus
             return False
         plan, gid = best
         if self.c.weigh_victims and not worth_preempting(job, plan, self.now):
             return False
-        for held in plan.victims:
-            victim = held.gang
-            state.stop(victim.job.id)
-            self.out.preempt.append(Preempt(victim.job.id, job.id, self._why(job, held.gang.job, reclaim)))
+        causes = [finder.cause(held) for held in plan.victims]  # before stopping changes who borrows
+        for held, cause in zip(plan.victims, causes, strict=True):
+            state.stop(held.gang.job.id)
+            self.out.preempt.append(_preempt(cause, held.gang, job, self.now))
         self._refresh_team_keys()
         borrowing = self.c.quotas and state.quota.check(job, why=False).kind == BORROW
         self._admit(job, finder.placement_on(plan, gid), borrowing, False)
@@ -428,7 +486,7 @@ class _Cycle:
 
         Only once the walk has placed everything that fits as things stand, so moving
         never takes GPUs that a waiting small job would have had."""
-        for job, groups, verdict in self.move_candidates:
+        for job, groups, verdict in self.moves.candidates:
             if self._move_for(job, groups, verdict):
                 self.out.reasons.pop(job.id, None)
                 r = self.reservation
@@ -438,7 +496,7 @@ class _Cycle:
     def _move_for(self, job: GangRequest, groups: list[int], verdict: QuotaVerdict) -> bool:
         """Enough GPUs are free, but not on few enough nodes: move small gangs off the nodes
         this job needs, to free GPUs elsewhere (see defrag.py)."""
-        if self.move_searches >= self.c.max_move_searches:
+        if self.moves.searches >= self.c.max_move_searches:
             return False
         state = self.state
         index = state.index
@@ -447,9 +505,9 @@ class _Cycle:
             return False
         sig = (state.priority(job), job.gpu_type, job.zone, job.allow_spot, job.gpus_per_worker,
                job.max_nodes, *_extras(job))
-        if job.gpus >= self.no_moves.get(sig, INF):
+        if job.gpus >= self.misses.moves.get(sig, INF):
             return False
-        self.move_searches += 1
+        self.moves.searches += 1
         r = self.reservation
         kept_off = r is not None and r.job_id != job.id and not r.admits(job, self.now)
         exclude = r.nodes if r is not None and kept_off else NO_EXCLUDE
@@ -457,23 +515,21 @@ class _Cycle:
                               self.admitted, moving=True)
         best = _cheapest_plan(finder, roomy, exclude, empty_ok=False)
         if best is None:
-            self.no_moves[sig] = job.gpus
+            self.misses.moves[sig] = job.gpus
             return False
         plan, gid = best
         if self.c.weigh_victims and not worth_preempting(job, plan, self.now):
             return False
-        rooms = hold_room(index, gid, plan, exclude)
-        if rooms is None:
-            self.no_moves[sig] = job.gpus
+        held_rooms = hold_room(index, gid, plan, exclude)
+        if held_rooms is None:
+            self.misses.moves[sig] = job.gpus
             return False
-        self.rooms.extend(rooms)
+        self.moves.held_rooms.extend(held_rooms)
         names = index.nodes
         for held in plan.victims:
             state.stop(held.gang.job.id)
-            self.out.preempt.append(Preempt(
-                held.gang.job.id, job.id,
-                f"moved off {names[held.nodes[0][0]].name} to make room for {job.id} "
-                f"({job.gpus} GPUs on {len(plan.nodes)} node(s)); room for it is free elsewhere", move=True))
+            self.out.preempt.append(_preempt(PreemptCause.MOVE, held.gang, job, self.now,
+                                             node=names[held.nodes[0][0]].name, job_nodes=len(plan.nodes)))
         self._admit(job, finder.placement_on(plan, gid), verdict.kind == BORROW, False)
         return True
 
@@ -494,29 +550,20 @@ class _Cycle:
         verdict = quota.check(job, (int(team_g), team_c), (int(cohort_g), cohort_c), why=False)
         return verdict.kind != BLOCKED
 
-    def _why(self, job: GangRequest, victim: GangRequest, reclaim: bool) -> str:
-        state = self.state
-        if state.priority(victim) < state.priority(job):
-            return f"preempted for {job.id} (priority {job.priority} over {victim.priority})"
-        if reclaim and victim.team != job.team:
-            return (f"team {job.team} reclaims its quota lent to team {victim.team}, "
-                    f"for {job.id}")
-        return f"evicted from the reservation's nodes for {job.id}"
-
     # -- the rest of the queue ----------------------------------------------------
 
     def _explain_rest(self) -> None:
-        behind = self.stopped_by
+        behind = self.walk.stopped_by
         for job in self.queue.in_order():
             if job.id in self.out.reasons:
                 continue
             need = describe_need(self.state.index, job)
             team = job.team if self.queue.ordering.fair else FIFO_TEAM
-            failed = self.lane_failed.get((team, lane_of(job)))
+            failed = self.walk.first_failed.get((team, lane_of(job)))
             if behind is not None:
                 self.out.reasons[job.id] = f"{need}; queued behind {behind.id} (first in, first out)"
             elif failed is not None:  # skipped: what held back the first of its lane holds it back
-                if job.gpus >= self.quota_blocked.get(job.team, INF):
+                if job.gpus >= self.walk.quota_blocked.get(job.team, INF):
                     self.out.reasons[job.id] = self._quota_reason(job)
                 else:
                     groups = self.state.index.eligible_groups(job)

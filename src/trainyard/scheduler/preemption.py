@@ -3,18 +3,21 @@ and among those the ones that lose the least work since their last checkpoint.
 Victims must free whatever the pending gang lacks on the node: GPUs, and CPUs and
 memory where the node tracks them.
 
-Who may be a victim of job J:
-- a gang backfilled onto a reservation (opportunistic) of J's class or lower;
+Who may be a victim of job J, and the `PreemptCause` each rule gives:
 - a gang of lower priority class (the issue: "a pending job may preempt
   lower-priority work"; `preemptible` is not needed for that, it lets a gang run in
   backfill gaps and on spot), in J's team, or in a team with no quota, or in a team
-  that is borrowing from J's cohort;
+  that is borrowing from J's cohort: HIGHER_PRIORITY;
 - any gang of a team borrowing from J's cohort, when J is within its own team's
-  nominal quota: the lender reclaims what it lent.
+  nominal quota: the lender reclaims what it lent, QUOTA_RECLAIM;
+- a gang backfilled onto a reservation (opportunistic) of J's class or lower:
+  BACKFILL_EVICTION;
+- with `longer`, a preemptible gang of J's class, in J's team or borrowing from its
+  cohort, with far more work left than J and a fresh checkpoint: SHORTER_WORK.
 A team within its nominal quota is never preempted by another team's work.
 
 With `moving=True` the finder looks for gangs to move instead (see `defrag`): any
-preemptible single-node gang of J's class or lower, whatever its team.
+preemptible single-node gang of J's class or lower, whatever its team: MOVE.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
-from trainyard.scheduler.model import GangRequest
+from trainyard.scheduler.model import GangRequest, PreemptCause
 from trainyard.scheduler.placement import NO_EXCLUDE, Placement, node_share
 from trainyard.scheduler.state import ClusterState, Held
 
@@ -96,11 +99,29 @@ class VictimFinder:
         return found
 
     def _may_evict(self, team_name: str, level: int, preemptible: bool, opportunistic: bool) -> bool:
+        return self._cause(team_name, level, preemptible, opportunistic) is not None
+
+    def cause(self, held: Held) -> PreemptCause:
+        """Why a victim this finder chose may give way to the job."""
+        gang = held.gang
+        found = self._cause(gang.job.team, held.level, gang.job.preemptible, gang.opportunistic)
+        if found is not None:
+            return found
+        assert self.longer is not None, f"{gang.job.id} was never a victim of {self.job.id}"
+        return PreemptCause.SHORTER_WORK  # `may_evict`'s last rule
+
+    def _cause(self, team_name: str, level: int, preemptible: bool, opportunistic: bool) -> PreemptCause | None:
+        """The rule that lets a gang of this kind give way to the job (None: none does, short of
+        shortest work first). Where two rules do, the first of class, quota, reservation names it."""
         if self.moving:
-            return preemptible and level <= self.level
-        if opportunistic and level <= self.level:
-            return True
-        lower = level < self.level
+            return PreemptCause.MOVE if preemptible and level <= self.level else None
+        by_class = self._class_or_quota_cause(team_name, level)
+        if by_class is None and opportunistic and level <= self.level:
+            return PreemptCause.BACKFILL_EVICTION
+        return by_class
+
+    def _class_or_quota_cause(self, team_name: str, level: int) -> PreemptCause | None:
+        lower = PreemptCause.HIGHER_PRIORITY if level < self.level else None
         if not self.use_quotas or team_name == self.job.team:
             return lower
         quota = self.state.quota
@@ -108,8 +129,10 @@ class VictimFinder:
         if team.gpus is None and team.cpus is None:
             return lower
         if team.cohort is None or team.cohort != self.cohort or not quota.borrowing(team_name):
-            return False
-        return self.reclaim or lower
+            return None
+        if lower is None and self.reclaim:
+            return PreemptCause.QUOTA_RECLAIM
+        return lower
 
     def evictable_gpus(self) -> int:
         """An upper bound on what victims could free, from per-kind counters (no node scan)."""

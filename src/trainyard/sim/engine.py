@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from trainyard.scheduler.model import GangRequest, Team
-from trainyard.scheduler.policy import Policy, PolicyConfig
+from trainyard.scheduler.policy import Policy, PolicyConfig, reclaim_spot_node
 from trainyard.scheduler.state import ClusterState
 from trainyard.sim.cluster import ClusterShape
 from trainyard.sim.trace import TraceJob
@@ -239,9 +239,9 @@ class Replay:
                 break
         else:
             return
-        for gang in self.state.reclaim_node(name):
+        for p in reclaim_spot_node(self.state, name, self.now):
             self.result.spot_evictions += 1
-            self._requeue(self.by_id[gang.job.id])
+            self._requeue(self.by_id[p.job_id])
         self._push(self.now + self.options.spot_outage_s, RESTORE, name)
 
 
