@@ -27,6 +27,11 @@ def validate_key(key: str) -> str:
     return key
 
 
+def content_key(prefix: str, digest: str, suffix: str = "") -> str:
+    """Where content with this digest ("sha256:HEX" or HEX) is kept under `prefix`."""
+    return f"{prefix}/{digest.removeprefix('sha256:')}{suffix}"
+
+
 class BlobWriter:
     """One blob being written: `write()` chunks, then `commit()` moves it into place (or `abort()`)."""
 
@@ -108,8 +113,9 @@ class BlobStore:
         return w.bytes, w.sha256
 
     def put_content_addressed(self, prefix: str, data: bytes, suffix: str = "") -> str:
+        """Store `data` once under its sha256; returns the digest, "sha256:HEX"."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        key = f"{prefix}/{digest.removeprefix('sha256:')}{suffix}"
+        key = content_key(prefix, digest, suffix)
         if not self.exists(key):
             self.put(key, data)
         return digest
