@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from trainyard.api.deps import actor
 from trainyard.api.platform import Platform, get_platform
-from trainyard.api.routers.models import actor
 from trainyard.data import manifest, snapshots
 from trainyard.spec import NAME_PATTERN
 from trainyard.store.registry_tables import Dataset, DatasetVersion

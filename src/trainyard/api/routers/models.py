@@ -1,8 +1,6 @@
 """/v1/models: models, versions from runs' checkpoints, aliases with history, evaluation gates.
 
-There is no authentication yet: "who" in an alias's history is whatever the
-caller says in the `X-Trainyard-User` header (the CLI sends $USER), or
-"anonymous". Treat it as a label, not an identity.
+"who" in an alias's history is the caller as `deps.actor` names it: a label, not an identity.
 """
 
 from __future__ import annotations
@@ -10,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from trainyard.api.deps import actor
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import CodeSnapshotRef
 from trainyard.data import snapshots
@@ -23,11 +22,6 @@ from trainyard.spec import SpecError
 from trainyard.store.registry_tables import Model, ModelEvent, ModelVersion
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-
-
-def actor(x_trainyard_user: str | None = Header(None, max_length=128,
-                                                   description="Who is asking (no authentication yet).")) -> str:
-    return (x_trainyard_user or "").strip() or "anonymous"
 
 
 class DeclareModel(BaseModel):

@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from trainyard.api import views
+from trainyard.api.deps import HistoryQuery, LogQuery
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import MetricBatch
 from trainyard.spec import NAME_PATTERN
 from trainyard.store import repo
-from trainyard.tracking import artifacts, history, ingest, runs, search
+from trainyard.tracking import artifacts, ingest, runs, search
 
 router = APIRouter(tags=["runs"])
 
@@ -211,32 +212,20 @@ def latest_metrics(run_id: str, platform: Platform = Depends(get_platform)) -> d
 
 
 @router.get("/v1/runs/{run_id}/metrics/{key:path}")
-def metric_history(
-    run_id: str, key: str,
-    max_points: int | None = Query(None, ge=2, le=100_000, description="Down-sample to at most this many."),
-    format: history.Shape = Query("points", description="'points' (objects) or 'columns' (parallel arrays)."),
-    platform: Platform = Depends(get_platform),
-) -> Response:
-    with platform.store.session() as s:
-        if not runs.run_exists(s, run_id):
-            raise repo.NotFound(f"no run {run_id!r}; list runs with `yard runs list`")
-        body = (history.sampled(s, run_id, key, max_points, format) if max_points
-                else history.full(s, run_id, key, format))
-    return Response(body, media_type="application/json")
+def metric_history(run_id: str, key: str, query: HistoryQuery = Depends(),
+                   platform: Platform = Depends(get_platform)) -> Response:
+    return views.metric_history(platform, run_id, key, query.max_points, query.format)
 
 
 @router.get("/v1/runs/{run_id}/logs")
-def run_logs(
-    run_id: str, rank: int = Query(0, ge=0), attempt: int | None = Query(None, ge=1),
-    offset: int = Query(0, ge=0), platform: Platform = Depends(get_platform),
-) -> dict:
+def run_logs(run_id: str, query: LogQuery = Depends(), platform: Platform = Depends(get_platform)) -> dict:
     """stdout and stderr of one rank (a job's run; a client run's output stays with its process)."""
     with platform.store.session() as s:
         run = runs.get_run(s, run_id)
     if run.source != "job":
         raise runs.RunError("run_id", f"run {run_id} was created by a client, not launched as a job; "
                                       "its output is in the process that created it")
-    return views.log_chunk(platform, run_id, rank, attempt, offset)
+    return views.log_chunk(platform, run_id, query.rank, query.attempt, query.offset)
 
 
 # -- artifacts --------------------------------------------------------------------
