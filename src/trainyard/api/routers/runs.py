@@ -21,6 +21,7 @@ from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import MetricBatch
 from trainyard.spec import NAME_PATTERN
 from trainyard.store import repo
+from trainyard.store.tracking_tables import RunArtifact
 from trainyard.tracking import artifacts, ingest, runs, search
 
 router = APIRouter(tags=["runs"])
@@ -76,6 +77,10 @@ class ArtifactView(BaseModel):
     bytes: int
     sha256: str
     created_at: datetime
+
+
+def _artifact_view(row: RunArtifact) -> ArtifactView:
+    return ArtifactView(path=row.path, uri=row.uri, bytes=row.bytes, sha256=row.sha256, created_at=row.created_at)
 
 
 def _view(platform: Platform, run_id: str) -> RunView:
@@ -234,41 +239,18 @@ def run_logs(run_id: str, query: LogQuery = Depends(), platform: Platform = Depe
 @router.put("/v1/runs/{run_id}/artifacts/{path:path}", status_code=201, response_model=ArtifactView,
             openapi_extra={"requestBody": {"required": True, "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-async def upload_artifact(run_id: str, path: str, request: Request) -> ArtifactView:
+async def upload_artifact(run_id: str, path: str, request: Request,
+                          platform: Platform = Depends(get_platform)) -> ArtifactView:
     """Stream the body into the blob store under the run; recorded once all bytes are in place."""
-    platform: Platform = request.app.state.platform
-    key = artifacts.blob_key(run_id, path)
-
-    def check() -> None:
-        with platform.store.session() as s:
-            runs.get_run(s, run_id)
-
-    await run_in_threadpool(check)
-    writer = await run_in_threadpool(platform.blobs.writer, key)
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                await run_in_threadpool(writer.write, chunk)
-        uri = await run_in_threadpool(writer.commit)
-    except BaseException:
-        await run_in_threadpool(writer.abort)
-        raise
-
-    def save() -> ArtifactView:
-        with platform.store.session() as s:
-            row = artifacts.record(s, run_id, path, uri, writer.bytes, writer.sha256)
-            return ArtifactView(path=row.path, uri=row.uri, bytes=row.bytes, sha256=row.sha256,
-                                created_at=row.created_at)
-
-    return await run_in_threadpool(save)
+    row = await artifacts.upload(platform.store, platform.blobs, run_id, path, request.stream())
+    return _artifact_view(row)
 
 
 @router.get("/v1/runs/{run_id}/artifacts")
 def list_artifacts(run_id: str, prefix: str = Query(""), platform: Platform = Depends(get_platform)) -> dict:
     with platform.store.session() as s:
         runs.get_run(s, run_id)
-        items = [ArtifactView(path=a.path, uri=a.uri, bytes=a.bytes, sha256=a.sha256, created_at=a.created_at)
-                 for a in artifacts.list_artifacts(s, run_id, prefix)]
+        items = [_artifact_view(a) for a in artifacts.list_artifacts(s, run_id, prefix)]
     return {"items": [i.model_dump(mode="json") for i in items]}
 
 
