@@ -117,8 +117,6 @@ def compare_runs(
     ids: list[str] = Query(..., min_length=1), platform: Platform = Depends(get_platform)
 ) -> dict:
     with platform.store.session() as s:
-        for run_id in ids:
-            runs.get_run(s, run_id)
         result = search.compare(s, ids)
     result["runs"] = [RunView(**r).model_dump(mode="json") for r in result["runs"]]
     return result
@@ -145,8 +143,7 @@ def end_run(run_id: str, body: UpdateRun, platform: Platform = Depends(get_platf
 @router.get("/v1/runs/{run_id}/events")
 def run_events(run_id: str, platform: Platform = Depends(get_platform)) -> dict:
     with platform.store.session() as s:
-        run = runs.get_run(s, run_id)
-        rows = repo.events_of(s, run_id) if run.source == "job" else runs.events_of(s, run_id)
+        rows = runs.events_of(s, runs.get_run(s, run_id))
         return {"items": [{"time": e.time, "kind": e.kind, "reason": e.reason} for e in rows]}
 
 
@@ -183,20 +180,6 @@ _BATCH_BODY = {
 }
 
 
-_KNOWN_RUNS: set[tuple[str, str]] = set()  # (store URL, run id): runs are never deleted
-
-
-def _write_points(platform: Platform, run_id: str, batch: ingest.Columns) -> int:
-    store = platform.store
-    if (store.url, run_id) not in _KNOWN_RUNS:
-        with store.session() as s:
-            if not runs.run_exists(s, run_id):
-                raise repo.NotFound(f"no run {run_id!r}; create one with POST /v1/runs")
-        _KNOWN_RUNS.add((store.url, run_id))
-    with store.engine.begin() as conn:
-        return repo.insert_metric_columns(conn, run_id, *batch)
-
-
 @router.post("/v1/runs/{run_id}/metrics", openapi_extra={"requestBody": _BATCH_BODY})
 async def log_metrics(run_id: str, request: Request) -> Response:
     """Append points; the whole batch is written in one transaction or refused with a 422."""
@@ -205,7 +188,7 @@ async def log_metrics(run_id: str, request: Request) -> Response:
     except ingest.UnsupportedEncoding as exc:
         return JSONResponse({"detail": str(exc)}, status_code=415)
     batch = ingest.columns(doc)
-    n = await run_in_threadpool(_write_points, request.app.state.platform, run_id, batch)
+    n = await run_in_threadpool(request.app.state.platform.run_points.write, run_id, batch)
     return Response(b'{"accepted":%d}' % n, media_type="application/json")
 
 
@@ -226,10 +209,7 @@ def metric_history(run_id: str, key: str, query: HistoryQuery = Depends(),
 def run_logs(run_id: str, query: LogQuery = Depends(), platform: Platform = Depends(get_platform)) -> dict:
     """stdout and stderr of one rank (a job's run; a client run's output stays with its process)."""
     with platform.store.session() as s:
-        run = runs.get_run(s, run_id)
-    if run.source != "job":
-        raise runs.RunError("run_id", f"run {run_id} was created by a client, not launched as a job; "
-                                      "its output is in the process that created it")
+        runs.get_job_run(s, run_id)
     return views.log_chunk(platform, run_id, query.rank, query.attempt, query.offset)
 
 
