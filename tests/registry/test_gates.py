@@ -168,3 +168,22 @@ def test_a_model_with_a_bad_evaluation_is_refused_naming_the_field(registry_serv
         assert error["field"] == field and message in error["message"]
         with pytest.raises(TrainyardError):
             c.model("bad-model")
+
+
+def test_a_code_archive_that_was_never_uploaded_is_refused_for_an_evaluation_and_for_a_job(registry_server):
+    never_uploaded = {"digest": "sha256:" + "0" * 64}
+    model = {"name": "no-code", "evaluation": {"entrypoint": ["python", "evaluate.py"], "dataset": "evalset@v1",
+                                               "rule": "val_acc > 0.5"}}
+    job = {"name": "no-code", "entrypoint": ["python", "-c", "pass"]}
+    with registry_server.client() as c:
+        for submit in (lambda: c.declare_model(model, never_uploaded), lambda: c.submit(job, never_uploaded)):
+            with pytest.raises(TrainyardError) as refused:
+                submit()
+            assert refused.value.status == 422
+            [error] = refused.value.detail["errors"]
+            assert error["field"] == "code_snapshot.digest"
+            assert error["message"] == f"no code archive {never_uploaded['digest']}; upload it first with " \
+                                       "POST /v1/code-archives"
+        with pytest.raises(TrainyardError):
+            c.model("no-code")
+        assert not [j for j in c.jobs() if j["name"] == "no-code"]

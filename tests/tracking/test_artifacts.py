@@ -8,15 +8,17 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
 from trainyard.backends.local import free_port
 from trainyard.client import Client, TrainyardError
 from trainyard.storage import BlobStore
+from trainyard.storage.blobs import BlobWriter
 
 
 def test_artifact_streams_up_and_down_with_its_checksum(client: Client, tmp_path: Path):
@@ -72,6 +74,29 @@ def test_an_interrupted_stream_leaves_no_blob(tmp_path: Path):
         store.put_stream("runs/r/artifacts/a.bin", chunks())
     assert not store.exists("runs/r/artifacts/a.bin")
     assert list((tmp_path / "root" / "runs" / "r" / "artifacts").iterdir()) == []
+
+
+def test_a_streamed_request_body_is_stored_whole_or_not_at_all(tmp_path: Path):
+    store = BlobStore(str(tmp_path / "root"))
+
+    async def body(fail: bool = False) -> AsyncIterator[bytes]:
+        yield b"half"
+        if fail:
+            raise ConnectionError("client went away")
+        yield b" and the rest"
+
+    def refuse(writer: BlobWriter) -> None:
+        raise ValueError(f"not the bytes asked for: {writer.sha256}")
+
+    blob = anyio.run(store.put_async_stream, "runs/r/artifacts/a.bin", body())
+    assert (blob.bytes, blob.sha256) == (17, hashlib.sha256(b"half and the rest").hexdigest())
+    assert blob.uri == store.uri("runs/r/artifacts/a.bin")
+    assert store.get("runs/r/artifacts/a.bin") == b"half and the rest"
+    with pytest.raises(ConnectionError):
+        anyio.run(store.put_async_stream, "runs/r/artifacts/b.bin", body(fail=True))
+    with pytest.raises(ValueError, match="not the bytes asked for"):
+        anyio.run(store.put_async_stream, "runs/r/artifacts/c.bin", body(), refuse)
+    assert [p.name for p in (tmp_path / "root" / "runs" / "r" / "artifacts").iterdir()] == ["a.bin"]
 
 
 # -- s3:// against a real S3-compatible server (moto in server mode) --------------

@@ -15,6 +15,7 @@ from trainyard.registry.evaluation import EvaluationDriver
 from trainyard.scheduler.policy import PRESETS
 from trainyard.storage import BlobStore
 from trainyard.store import Store
+from trainyard.tracking.ingest import RunPoints
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Platform:
     backend: Backend
     loop: ControlLoop
     blobs: BlobStore
+    run_points: RunPoints
 
     @classmethod
     def open(cls, config: ServerConfig) -> Platform:
@@ -38,7 +40,7 @@ class Platform:
         loop = ControlLoop(store, backend, config, blobs, policy=PRESETS[config.policy])
         loop.add_driver(SweepDriver())
         loop.add_driver(EvaluationDriver())
-        return cls(config, store, backend, loop, blobs)
+        return cls(config, store, backend, loop, blobs, RunPoints(store))
 
 
 def get_platform(request: Request) -> Platform:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import Response
+
 from trainyard.api.platform import Platform
 from trainyard.api.schemas import CheckpointView, EventView, JobDetail, JobSummary, WorkerView
 from trainyard.spec import JobState
 from trainyard.store import repo
 from trainyard.store.tables import Checkpoint, Event, Job
+from trainyard.tracking import history
 
 LOG_CHUNK_BYTES = 256 * 1024
 
@@ -49,6 +52,14 @@ def job_detail(platform: Platform, job_id: str) -> JobDetail:
             checkpoints=[checkpoint_view(c) for c in repo.committed_checkpoints(s, job.id)],
             metrics=repo.last_metrics(s, job.id),
         )
+
+
+def metric_history(platform: Platform, run_id: str, key: str, max_points: int | None,
+                   shape: history.Shape) -> Response:
+    """A run's (or its job's: same id) history of `key`, encoded once by tracking.history, not by FastAPI."""
+    with platform.store.session() as s:
+        body = history.of_run(s, run_id, key, max_points, shape)
+    return Response(body, media_type="application/json")
 
 
 def log_chunk(platform: Platform, job_id: str, rank: int, attempt: int | None, offset: int) -> dict:

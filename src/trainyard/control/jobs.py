@@ -9,7 +9,7 @@ from trainyard.control import teams
 from trainyard.control.loop import ControlLoop
 from trainyard.data import snapshots
 from trainyard.spec import JobSpec, JobState, SpecError
-from trainyard.storage import BlobStore
+from trainyard.storage import BlobStore, require_archive
 from trainyard.store import Store, repo
 from trainyard.store.tables import Job
 
@@ -39,10 +39,7 @@ def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: JobSpec,
            code: dict[str, Any] | None) -> Job:
     check_fits(spec, loop.backend.capacity())
     code = code or {}
-    digest = code.get("digest")
-    if digest and not blobs.exists(f"code/{digest.removeprefix('sha256:')}.tar.gz"):
-        raise SpecError([{"field": "code_snapshot.digest", "message":
-                          f"no code archive {digest}; upload it first with POST /v1/code-archives"}])
+    require_archive(blobs, code.get("digest"))
     with store.session() as s:
         classes = teams.priority_classes(s)
         if spec.priority not in classes:

@@ -29,7 +29,7 @@ from trainyard.data.local_copy import TamperedSnapshot
 from trainyard.scheduler.model import ClusterSnapshot, GangRequest, RunningGang
 from trainyard.scheduler.policy import TRAINYARD, PolicyConfig, schedule
 from trainyard.spec import JobSpec, JobState, LaunchEnv, Resources, heartbeat_interval
-from trainyard.storage import BlobStore, unpack_archive
+from trainyard.storage import BlobStore, archive_key, unpack_archive
 from trainyard.store import Store, repo
 from trainyard.store.tables import Attempt, Job, utcnow
 from trainyard.tracking import lineage
@@ -409,7 +409,7 @@ class ControlLoop:
         """The job's code, unpacked once from its archive and shared by its attempts."""
         code_dir = self.config.workdirs / job.id / "code"
         if job.code_digest and not code_dir.exists():
-            archive = self.blobs.get(f"code/{job.code_digest.removeprefix('sha256:')}.tar.gz")
+            archive = self.blobs.get(archive_key(job.code_digest))
             tmp = code_dir.with_name("code.tmp")
             unpack_archive(archive, tmp)
             tmp.rename(code_dir)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from trainyard.control import jobs
 from trainyard.control.loop import ControlLoop
 from trainyard.spec import JobSpec, JobState, SpecError
-from trainyard.storage import BlobStore
+from trainyard.storage import BlobStore, require_archive
 from trainyard.store import Store, repo, sweep_repo
 from trainyard.store.sweep_tables import Sweep, SweepTrial
 from trainyard.store.tables import Job, utcnow
@@ -38,9 +38,7 @@ def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: SweepSpec,
         raise SpecError([{**e, "field": f"job.{e['field']}"} for e in exc.errors]) from None
     code = code or {}
     digest = code.get("digest")
-    if digest and not blobs.exists(f"code/{digest.removeprefix('sha256:')}.tar.gz"):
-        raise SpecError([{"field": "code_snapshot.digest", "message":
-                          f"no code archive {digest}; upload it first with POST /v1/code-archives"}])
+    require_archive(blobs, digest)
     if spec.seed is None:  # fixed now, so a rebuilt study draws a grid in the same order
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
     with store.session() as s:

@@ -9,15 +9,17 @@ the same manifest again returns the version that already holds it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from typing import Any
 
+from anyio import to_thread
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from trainyard.data import manifest
 from trainyard.spec import SNAPSHOT_PATTERN, SpecError
 from trainyard.storage import BlobStore
+from trainyard.storage.blobs import BlobWriter
 from trainyard.store.registry_tables import Dataset, DatasetVersion
 from trainyard.store.repo import NotFound
 from trainyard.store.tables import utcnow
@@ -34,12 +36,41 @@ def blob_key(sha256: str) -> str:
     return f"datasets/sha256/{sha256[:2]}/{sha256}"
 
 
-def missing_blobs(blobs: BlobStore, digests: Sequence[str]) -> list[str]:
-    """Which of these file digests the blob store does not hold yet (upload only those)."""
+def _check_digests(digests: Sequence[str]) -> None:
     for i, d in enumerate(digests):
         if not manifest.SHA256_HEX.match(d):
             raise DatasetError(f"sha256.{i}", f"{d!r} is not 64 lowercase hex digits")
+
+
+def missing_blobs(blobs: BlobStore, digests: Sequence[str]) -> list[str]:
+    """Which of these file digests the blob store does not hold yet (upload only those)."""
+    _check_digests(digests)
     return [d for d in dict.fromkeys(digests) if not blobs.exists(blob_key(d))]
+
+
+async def store_blob(blobs: BlobStore, sha256: str, body: AsyncIterable[bytes]) -> tuple[int, bool]:
+    """Store one file's content under its sha256: (bytes, stored). Content already held is not
+    written again; bytes that hash otherwise are refused and nothing is stored."""
+    _check_digests([sha256])
+    key = blob_key(sha256)
+    if await to_thread.run_sync(blobs.exists, key):
+        return await to_thread.run_sync(blobs.size, key), False
+
+    def same_digest(writer: BlobWriter) -> None:
+        if writer.sha256 != sha256:
+            raise DatasetError("sha256", f"the uploaded bytes hash to {writer.sha256}, not {sha256}; "
+                                         "nothing was stored")
+
+    blob = await blobs.put_async_stream(key, body, check=same_digest)
+    return blob.bytes, True
+
+
+def parse_version(text: str, field: str = "version") -> int:
+    """A version as a person writes it, N or vN."""
+    number = text.removeprefix("v")
+    if not number.isdigit():
+        raise DatasetError(field, f"{text!r} is not a version; use a number such as v1")
+    return int(number)
 
 
 def parse_ref(ref: str, field: str = "dataset") -> tuple[str, int]:

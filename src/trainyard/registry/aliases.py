@@ -20,6 +20,7 @@ from trainyard.registry.models import (
     get_model,
     get_version,
 )
+from trainyard.store import Store
 from trainyard.store.registry_tables import Model, ModelAlias, ModelVersion
 from trainyard.store.tables import utcnow
 
@@ -92,6 +93,19 @@ def move(s: Session, model_name: str, alias: str, target: ModelVersion, reason: 
     add_event(s, model_name, MOVED, f"{alias} moved {was} to v{target.version} by {actor}: {reason}", actor,
               version=target.version, alias=alias, from_version=before, to_version=target.version)
     return row
+
+
+def request_move(store: Store, model_name: str, alias: str, version: int, reason: str, actor: str) -> None:
+    """A person's request to point `alias` at `version`: moved, or GateRefused with the refusal
+    recorded as an event, in a transaction of its own since the move's rolls back."""
+    try:
+        with store.session() as s:
+            move(s, model_name, alias, get_version(s, model_name, version), reason, actor)
+    except GateRefused as exc:
+        with store.session() as s:
+            add_event(s, model_name, REFUSED, f"{exc.errors[0]['message']} (asked by {actor}: {reason})", actor,
+                      version=version, alias=alias)
+        raise
 
 
 def holders(s: Session, model: str, alias: str) -> list[int]:

@@ -87,6 +87,15 @@ def declare(s: Session, spec: ModelSpec, code: dict[str, Any] | None, actor: str
     return model, False
 
 
+def describe(s: Session, name: str, description: str, actor: str) -> Model:
+    """Change a model's description; the change is an event."""
+    model = get_model(s, name)
+    if model.description != description:
+        model.description = description
+        add_event(s, name, "updated", "description changed", actor)
+    return model
+
+
 def get_version(s: Session, model: str, version: int) -> ModelVersion:
     get_model(s, model)
     row = s.scalars(select(ModelVersion).where(ModelVersion.model == model,

@@ -1,6 +1,14 @@
 """Blob storage behind fsspec, and the code archives kept in it."""
 
 from trainyard.storage.blobs import BlobStore
-from trainyard.storage.code_archive import CodeSnapshot, pack_directory, unpack_archive
+from trainyard.storage.code_archive import (
+    CodeSnapshot,
+    archive_key,
+    pack_directory,
+    require_archive,
+    store_archive,
+    unpack_archive,
+)
 
-__all__ = ["BlobStore", "CodeSnapshot", "pack_directory", "unpack_archive"]
+__all__ = ["BlobStore", "CodeSnapshot", "archive_key", "pack_directory", "require_archive", "store_archive",
+           "unpack_archive"]

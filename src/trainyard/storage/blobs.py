@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+from anyio import to_thread
 
 CHUNK = 1 << 20
 
@@ -25,6 +27,20 @@ def validate_key(key: str) -> str:
             or any(p in ("", ".", "..") for p in parts)):
         raise ValueError(f"invalid blob key {key!r}: use a relative path without '..', '.' or empty parts")
     return key
+
+
+def content_key(prefix: str, digest: str, suffix: str = "") -> str:
+    """Where content with this digest ("sha256:HEX" or HEX) is kept under `prefix`."""
+    return f"{prefix}/{digest.removeprefix('sha256:')}{suffix}"
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob in place: where it is, its size and its sha256 (hex)."""
+
+    uri: str
+    bytes: int
+    sha256: str
 
 
 class BlobWriter:
@@ -107,9 +123,28 @@ class BlobStore:
                 w.write(chunk)
         return w.bytes, w.sha256
 
+    async def put_async_stream(self, key: str, chunks: AsyncIterable[bytes],
+                               check: Callable[[BlobWriter], None] | None = None) -> StoredBlob:
+        """Write an async stream (a request's body) without holding it in memory or blocking the
+        event loop: the file work runs on worker threads. `check` sees the whole blob before it is
+        moved into place and may refuse it by raising; on any error nothing is stored."""
+        writer = await to_thread.run_sync(self.writer, key)
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    await to_thread.run_sync(writer.write, chunk)
+            if check is not None:
+                check(writer)
+            uri = await to_thread.run_sync(writer.commit)
+        except BaseException:
+            await to_thread.run_sync(writer.abort)
+            raise
+        return StoredBlob(uri, writer.bytes, writer.sha256)
+
     def put_content_addressed(self, prefix: str, data: bytes, suffix: str = "") -> str:
+        """Store `data` once under its sha256; returns the digest, "sha256:HEX"."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        key = f"{prefix}/{digest.removeprefix('sha256:')}{suffix}"
+        key = content_key(prefix, digest, suffix)
         if not self.exists(key):
             self.put(key, data)
         return digest

@@ -1,4 +1,8 @@
-"""Snapshot a code directory into a reproducible tar.gz, recording its git state."""
+"""Code archives: a code directory snapshotted into a reproducible tar.gz, and where the blob store keeps one.
+
+An archive is stored under its sha256 (`archive_key`), so the same code is stored once
+however many jobs, sweeps and evaluations name it.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,13 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainyard.spec import SpecError
+from trainyard.storage.blobs import BlobStore, content_key
+
 SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
              "node_modules", "trainyard-runs"}
 MAX_ARCHIVE_BYTES = 200 * 1024 * 1024
+_PREFIX, _SUFFIX = "code", ".tar.gz"
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,23 @@ class CodeSnapshot:
     archive: bytes
     git_commit: str | None
     git_dirty: bool | None
+
+
+def archive_key(digest: str) -> str:
+    """The blob key of the archive with this digest ("sha256:HEX", as a job records it, or HEX)."""
+    return content_key(_PREFIX, digest, _SUFFIX)
+
+
+def store_archive(blobs: BlobStore, archive: bytes) -> str:
+    """Store an archive under its content (once); returns its digest, "sha256:HEX"."""
+    return blobs.put_content_addressed(_PREFIX, archive, _SUFFIX)
+
+
+def require_archive(blobs: BlobStore, digest: str | None, field: str = "code_snapshot.digest") -> None:
+    """Refuse (a 422 on `field`) a request naming an archive that was never uploaded; None names none."""
+    if digest and not blobs.exists(archive_key(digest)):
+        raise SpecError([{"field": field, "message": f"no code archive {digest}; "
+                                                     "upload it first with POST /v1/code-archives"}])
 
 
 def _git_state(root: Path) -> tuple[str | None, bool | None]:

@@ -6,14 +6,19 @@ artifact always has all its bytes; an interrupted upload leaves neither.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
+
+from anyio import to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainyard.storage.blobs import validate_key
+from trainyard.storage import BlobStore
+from trainyard.storage.blobs import StoredBlob, validate_key
+from trainyard.store import Store
 from trainyard.store.repo import NotFound
 from trainyard.store.tables import utcnow
 from trainyard.store.tracking_tables import RunArtifact
-from trainyard.tracking.runs import RunError
+from trainyard.tracking.runs import RunError, get_run
 
 MAX_PATH = 1000
 
@@ -37,6 +42,22 @@ def record(s: Session, run_id: str, path: str, uri: str, nbytes: int, sha256: st
         s.add(row)
     row.uri, row.bytes, row.sha256, row.created_at = uri, nbytes, sha256, utcnow()
     return row
+
+
+async def upload(store: Store, blobs: BlobStore, run_id: str, path: str, body: AsyncIterable[bytes]) -> RunArtifact:
+    """Stream a file into the run's artifacts at `path`; recorded once all its bytes are in place."""
+    key = blob_key(run_id, path)
+
+    def check_run() -> None:
+        with store.session() as s:
+            get_run(s, run_id)
+
+    def save(blob: StoredBlob) -> RunArtifact:
+        with store.session() as s:
+            return record(s, run_id, path, blob.uri, blob.bytes, blob.sha256)
+
+    await to_thread.run_sync(check_run)
+    return await to_thread.run_sync(save, await blobs.put_async_stream(key, body))
 
 
 def list_artifacts(s: Session, run_id: str, prefix: str = "") -> list[RunArtifact]:

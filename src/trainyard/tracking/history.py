@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from trainyard.store import repo
+from trainyard.tracking.runs import run_exists
 
 Shape = Literal["points", "columns"]
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -31,6 +32,13 @@ def encode(run_id: str, key: str, columns: dict[str, np.ndarray], shape: Shape, 
         names = list(lists)
         doc["points"] = [dict(zip(names, row, strict=True)) for row in zip(*lists.values(), strict=True)]
     return orjson.dumps(doc)
+
+
+def of_run(s: Session, run_id: str, key: str, max_points: int | None, shape: Shape = "points") -> bytes:
+    """A run's history of `key`: in full, or down-sampled to `max_points`; NotFound if there is no run."""
+    if not run_exists(s, run_id):
+        raise repo.NotFound(f"no run {run_id!r}; list runs with `yard runs list`")
+    return sampled(s, run_id, key, max_points, shape) if max_points else full(s, run_id, key, shape)
 
 
 def full(s: Session, run_id: str, key: str, shape: Shape = "points") -> bytes:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from trainyard.spec import JobState, SpecError
+from trainyard.store import repo
 from trainyard.store.repo import NotFound
-from trainyard.store.tables import Job, utcnow
+from trainyard.store.tables import Event, Job, utcnow
 from trainyard.store.tracking_tables import Run, RunEvent, RunParam, RunTag
 
 CLIENT_END_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
@@ -187,5 +188,17 @@ def delete_tag(s: Session, run: Run, key: str) -> None:
     s.execute(delete(RunTag).where(RunTag.run_id == run.id, RunTag.key == key))
 
 
-def events_of(s: Session, run_id: str) -> list[RunEvent]:
-    return list(s.scalars(select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.id)))
+def get_job_run(s: Session, run_id: str) -> Run:
+    """The run of a job; RunError for a client's run, which has no job behind it (no logs, no ranks)."""
+    run = get_run(s, run_id)
+    if run.source != "job":
+        raise RunError("run_id", f"run {run_id} was created by a client, not launched as a job; "
+                                 "its output is in the process that created it")
+    return run
+
+
+def events_of(s: Session, run: Run) -> Sequence[Event | RunEvent]:
+    """What happened to the run, oldest first: its job's events, or a client run's own."""
+    if run.source == "job":
+        return repo.events_of(s, run.id)
+    return list(s.scalars(select(RunEvent).where(RunEvent.run_id == run.id).order_by(RunEvent.id)))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, aliased
 from trainyard.store.tables import Job
 from trainyard.store.tracking_tables import LatestMetric, Run, RunParam, RunTag
 from trainyard.tracking.filters import Clause, FilterError, parse_filter
-from trainyard.tracking.runs import RunError, ensure_job_runs
+from trainyard.tracking.runs import RunError, ensure_job_runs, get_run
 
 MAX_LIMIT = 1000
 STATE = func.coalesce(Job.state, Run.state)
@@ -171,7 +171,10 @@ def run_views(s: Session, ids: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def compare(s: Session, ids: Sequence[str]) -> dict[str, Any]:
-    """Runs side by side: each param and metric key with one value per run (None where absent)."""
+    """Runs side by side: each param and metric key with one value per run (None where absent);
+    NotFound for the first id that is no run."""
+    for run_id in ids:
+        get_run(s, run_id)
     runs = run_views(s, ids)
     params = sorted({k for r in runs for k in r["params"]})
     metrics = sorted({k for r in runs for k in r["metrics"]})

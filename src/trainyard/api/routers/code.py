@@ -9,7 +9,7 @@ import tarfile
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from trainyard.api.platform import Platform, get_platform
-from trainyard.storage.code_archive import MAX_ARCHIVE_BYTES
+from trainyard.storage.code_archive import MAX_ARCHIVE_BYTES, store_archive
 
 router = APIRouter(prefix="/v1/code-archives", tags=["code"])
 
@@ -24,5 +24,5 @@ async def upload_code(request: Request, platform: Platform = Depends(get_platfor
             tar.getmembers()
     except (tarfile.TarError, gzip.BadGzipFile, EOFError) as exc:
         raise HTTPException(422, f"body is not a tar.gz archive: {exc}") from None
-    digest = platform.blobs.put_content_addressed("code", data, suffix=".tar.gz")
+    digest = store_archive(platform.blobs, data)
     return {"digest": digest}

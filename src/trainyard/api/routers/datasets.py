@@ -11,10 +11,9 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
+from trainyard.api.deps import actor
 from trainyard.api.platform import Platform, get_platform
-from trainyard.api.routers.models import actor
 from trainyard.data import manifest, snapshots
 from trainyard.spec import NAME_PATTERN
 from trainyard.store.registry_tables import Dataset, DatasetVersion
@@ -92,26 +91,10 @@ def missing_blobs(body: MissingQuery, platform: Platform = Depends(get_platform)
 
 @router.put("/v1/dataset-blobs/{sha256}", openapi_extra={"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-async def upload_blob(sha256: str, request: Request) -> dict:
+async def upload_blob(sha256: str, request: Request, platform: Platform = Depends(get_platform)) -> dict:
     """Store one file's content under its sha256; refused (nothing stored) if the bytes hash otherwise."""
-    platform: Platform = request.app.state.platform
-    snapshots.missing_blobs(platform.blobs, [sha256])  # checks the digest's form
-    key = snapshots.blob_key(sha256)
-    if await run_in_threadpool(platform.blobs.exists, key):
-        return {"sha256": sha256, "bytes": await run_in_threadpool(platform.blobs.size, key), "stored": False}
-    writer = await run_in_threadpool(platform.blobs.writer, key)
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                await run_in_threadpool(writer.write, chunk)
-        if writer.sha256 != sha256:
-            raise snapshots.DatasetError("sha256", f"the uploaded bytes hash to {writer.sha256}, not {sha256}; "
-                                                   "nothing was stored")
-        await run_in_threadpool(writer.commit)
-    except BaseException:
-        await run_in_threadpool(writer.abort)
-        raise
-    return {"sha256": sha256, "bytes": writer.bytes, "stored": True}
+    size, stored = await snapshots.store_blob(platform.blobs, sha256, request.stream())
+    return {"sha256": sha256, "bytes": size, "stored": stored}
 
 
 @router.post("/v1/datasets", status_code=201, response_model=CreatedSnapshot)
@@ -146,10 +129,8 @@ def get_dataset(name: str, platform: Platform = Depends(get_platform)) -> dict:
 @router.get("/v1/datasets/{name}/versions/{version}", response_model=SnapshotDetail)
 def get_snapshot(name: str, version: str, platform: Platform = Depends(get_platform)) -> SnapshotDetail:
     """One snapshot with its manifest; `version` is N or vN."""
-    number = version.removeprefix("v")
-    if not number.isdigit():
-        raise snapshots.DatasetError("version", f"{version!r} is not a version; use a number such as v1")
+    number = snapshots.parse_version(version)
     with platform.store.session() as s:
         ds = snapshots.get_dataset(s, name)
-        row = snapshots.get_version(s, name, int(number))
+        row = snapshots.get_version(s, name, number)
         return SnapshotDetail(**_view(row, ds.project), files=[FileEntry(**f) for f in row.files])

@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Response
 
 from trainyard.api import views
+from trainyard.api.deps import HistoryQuery, LogQuery
 from trainyard.api.platform import Platform, get_platform
-from trainyard.api.routers import runs as run_routes
 from trainyard.api.schemas import CheckpointList, EventList, JobDetail, JobList, SubmitRequest
 from trainyard.control import jobs
 from trainyard.spec import parse_job_spec
 from trainyard.store import repo
-from trainyard.tracking import history
 
 router = APIRouter(prefix="/v1/training-jobs", tags=["training-jobs"])
 
@@ -63,19 +62,12 @@ def job_checkpoints(
 
 
 @router.get("/{job_id}/metrics/{key:path}")
-def metric_history(
-    job_id: str, key: str,
-    max_points: int | None = Query(None, ge=2, le=100_000, description="Down-sample to at most this many."),
-    format: history.Shape = Query("points", description="'points' (objects) or 'columns' (parallel arrays)."),
-    platform: Platform = Depends(get_platform),
-) -> Response:
+def metric_history(job_id: str, key: str, query: HistoryQuery = Depends(),
+                   platform: Platform = Depends(get_platform)) -> Response:
     """A job's metric history: its run's (job id == run id)."""
-    return run_routes.metric_history(job_id, key, max_points, format, platform)
+    return views.metric_history(platform, job_id, key, query.max_points, query.format)
 
 
 @router.get("/{job_id}/logs")
-def job_logs(
-    job_id: str, rank: int = Query(0, ge=0), attempt: int | None = Query(None, ge=1),
-    offset: int = Query(0, ge=0), platform: Platform = Depends(get_platform),
-) -> dict:
-    return views.log_chunk(platform, job_id, rank, attempt, offset)
+def job_logs(job_id: str, query: LogQuery = Depends(), platform: Platform = Depends(get_platform)) -> dict:
+    return views.log_chunk(platform, job_id, query.rank, query.attempt, query.offset)

@@ -1,8 +1,6 @@
 """/v1/models: models, versions from runs' checkpoints, aliases with history, evaluation gates.
 
-There is no authentication yet: "who" in an alias's history is whatever the
-caller says in the `X-Trainyard-User` header (the CLI sends $USER), or
-"anonymous". Treat it as a label, not an identity.
+"who" in an alias's history is the caller as `deps.actor` names it: a label, not an identity.
 """
 
 from __future__ import annotations
@@ -10,24 +8,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from trainyard.api.deps import actor
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import CodeSnapshotRef
-from trainyard.data import snapshots
+from trainyard.control import models as control_models
 from trainyard.registry import aliases, evaluation, models
 from trainyard.registry.spec import parse_model_spec
-from trainyard.spec import SpecError
 from trainyard.store.registry_tables import Model, ModelEvent, ModelVersion
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-
-
-def actor(x_trainyard_user: str | None = Header(None, max_length=128,
-                                                   description="Who is asking (no authentication yet).")) -> str:
-    return (x_trainyard_user or "").strip() or "anonymous"
 
 
 class DeclareModel(BaseModel):
@@ -154,18 +147,7 @@ def declare_model(body: DeclareModel, platform: Platform = Depends(get_platform)
     """Create a model, or change its description and evaluation (applies to later evaluations)."""
     spec = parse_model_spec(body.spec)
     code = body.code_snapshot.model_dump() if body.code_snapshot else None
-    if spec.evaluation:
-        digest = code["digest"] if code else None
-        if digest and not platform.blobs.exists(f"code/{digest.removeprefix('sha256:')}.tar.gz"):
-            raise SpecError([{"field": "code_snapshot.digest", "message": f"no code archive {digest}; "
-                              "upload it first with POST /v1/code-archives"}])
-    with platform.store.session() as s:
-        if spec.evaluation:
-            try:
-                snapshots.resolve_for_job(s, spec.evaluation.dataset, spec.project)
-            except SpecError as exc:
-                raise SpecError([{**e, "field": f"evaluation.{e['field']}"} for e in exc.errors]) from None
-        models.declare(s, spec, code, who)
+    control_models.declare(platform.store, platform.blobs, spec, code, who)
     return model_detail(platform, spec.name)
 
 
@@ -185,10 +167,7 @@ def get_model(name: str, platform: Platform = Depends(get_platform)) -> ModelDet
 def update_model(name: str, body: UpdateModel, platform: Platform = Depends(get_platform),
                  who: str = Depends(actor)) -> ModelDetail:
     with platform.store.session() as s:
-        m = models.get_model(s, name)
-        if m.description != body.description:
-            m.description = body.description
-            models.add_event(s, name, "updated", "description changed", who)
+        models.describe(s, name, body.description, who)
     return model_detail(platform, name)
 
 
@@ -236,14 +215,7 @@ def move_alias(name: str, alias: str, body: MoveAlias, platform: Platform = Depe
                who: str = Depends(actor)) -> VersionView:
     """Point an alias at a version. A gated alias (production) takes only a version that passed its
     evaluation, checked again against the current holder; a refusal is recorded with its reason."""
-    try:
-        with platform.store.session() as s:
-            aliases.move(s, name, alias, models.get_version(s, name, body.version), body.reason, who)
-    except aliases.GateRefused as exc:
-        with platform.store.session() as s:
-            models.add_event(s, name, aliases.REFUSED, f"{exc.errors[0]['message']} (asked by {who}: "
-                             f"{body.reason})", who, version=body.version, alias=alias)
-        raise
+    aliases.request_move(platform.store, name, alias, body.version, body.reason, who)
     return _version(platform, name, alias)
 
 

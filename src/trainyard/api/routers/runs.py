@@ -16,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from trainyard.api import views
+from trainyard.api.deps import HistoryQuery, LogQuery
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import MetricBatch
 from trainyard.spec import NAME_PATTERN
 from trainyard.store import repo
-from trainyard.tracking import artifacts, history, ingest, runs, search
+from trainyard.store.tracking_tables import RunArtifact
+from trainyard.tracking import artifacts, ingest, runs, search
 
 router = APIRouter(tags=["runs"])
 
@@ -77,6 +79,10 @@ class ArtifactView(BaseModel):
     created_at: datetime
 
 
+def _artifact_view(row: RunArtifact) -> ArtifactView:
+    return ArtifactView(path=row.path, uri=row.uri, bytes=row.bytes, sha256=row.sha256, created_at=row.created_at)
+
+
 def _view(platform: Platform, run_id: str) -> RunView:
     with platform.store.session() as s:
         runs.get_run(s, run_id)
@@ -111,8 +117,6 @@ def compare_runs(
     ids: list[str] = Query(..., min_length=1), platform: Platform = Depends(get_platform)
 ) -> dict:
     with platform.store.session() as s:
-        for run_id in ids:
-            runs.get_run(s, run_id)
         result = search.compare(s, ids)
     result["runs"] = [RunView(**r).model_dump(mode="json") for r in result["runs"]]
     return result
@@ -139,8 +143,7 @@ def end_run(run_id: str, body: UpdateRun, platform: Platform = Depends(get_platf
 @router.get("/v1/runs/{run_id}/events")
 def run_events(run_id: str, platform: Platform = Depends(get_platform)) -> dict:
     with platform.store.session() as s:
-        run = runs.get_run(s, run_id)
-        rows = repo.events_of(s, run_id) if run.source == "job" else runs.events_of(s, run_id)
+        rows = runs.events_of(s, runs.get_run(s, run_id))
         return {"items": [{"time": e.time, "kind": e.kind, "reason": e.reason} for e in rows]}
 
 
@@ -177,20 +180,6 @@ _BATCH_BODY = {
 }
 
 
-_KNOWN_RUNS: set[tuple[str, str]] = set()  # (store URL, run id): runs are never deleted
-
-
-def _write_points(platform: Platform, run_id: str, batch: ingest.Columns) -> int:
-    store = platform.store
-    if (store.url, run_id) not in _KNOWN_RUNS:
-        with store.session() as s:
-            if not runs.run_exists(s, run_id):
-                raise repo.NotFound(f"no run {run_id!r}; create one with POST /v1/runs")
-        _KNOWN_RUNS.add((store.url, run_id))
-    with store.engine.begin() as conn:
-        return repo.insert_metric_columns(conn, run_id, *batch)
-
-
 @router.post("/v1/runs/{run_id}/metrics", openapi_extra={"requestBody": _BATCH_BODY})
 async def log_metrics(run_id: str, request: Request) -> Response:
     """Append points; the whole batch is written in one transaction or refused with a 422."""
@@ -199,7 +188,7 @@ async def log_metrics(run_id: str, request: Request) -> Response:
     except ingest.UnsupportedEncoding as exc:
         return JSONResponse({"detail": str(exc)}, status_code=415)
     batch = ingest.columns(doc)
-    n = await run_in_threadpool(_write_points, request.app.state.platform, run_id, batch)
+    n = await run_in_threadpool(request.app.state.platform.run_points.write, run_id, batch)
     return Response(b'{"accepted":%d}' % n, media_type="application/json")
 
 
@@ -211,32 +200,17 @@ def latest_metrics(run_id: str, platform: Platform = Depends(get_platform)) -> d
 
 
 @router.get("/v1/runs/{run_id}/metrics/{key:path}")
-def metric_history(
-    run_id: str, key: str,
-    max_points: int | None = Query(None, ge=2, le=100_000, description="Down-sample to at most this many."),
-    format: history.Shape = Query("points", description="'points' (objects) or 'columns' (parallel arrays)."),
-    platform: Platform = Depends(get_platform),
-) -> Response:
-    with platform.store.session() as s:
-        if not runs.run_exists(s, run_id):
-            raise repo.NotFound(f"no run {run_id!r}; list runs with `yard runs list`")
-        body = (history.sampled(s, run_id, key, max_points, format) if max_points
-                else history.full(s, run_id, key, format))
-    return Response(body, media_type="application/json")
+def metric_history(run_id: str, key: str, query: HistoryQuery = Depends(),
+                   platform: Platform = Depends(get_platform)) -> Response:
+    return views.metric_history(platform, run_id, key, query.max_points, query.format)
 
 
 @router.get("/v1/runs/{run_id}/logs")
-def run_logs(
-    run_id: str, rank: int = Query(0, ge=0), attempt: int | None = Query(None, ge=1),
-    offset: int = Query(0, ge=0), platform: Platform = Depends(get_platform),
-) -> dict:
+def run_logs(run_id: str, query: LogQuery = Depends(), platform: Platform = Depends(get_platform)) -> dict:
     """stdout and stderr of one rank (a job's run; a client run's output stays with its process)."""
     with platform.store.session() as s:
-        run = runs.get_run(s, run_id)
-    if run.source != "job":
-        raise runs.RunError("run_id", f"run {run_id} was created by a client, not launched as a job; "
-                                      "its output is in the process that created it")
-    return views.log_chunk(platform, run_id, rank, attempt, offset)
+        runs.get_job_run(s, run_id)
+    return views.log_chunk(platform, run_id, query.rank, query.attempt, query.offset)
 
 
 # -- artifacts --------------------------------------------------------------------
@@ -245,41 +219,18 @@ def run_logs(
 @router.put("/v1/runs/{run_id}/artifacts/{path:path}", status_code=201, response_model=ArtifactView,
             openapi_extra={"requestBody": {"required": True, "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-async def upload_artifact(run_id: str, path: str, request: Request) -> ArtifactView:
+async def upload_artifact(run_id: str, path: str, request: Request,
+                          platform: Platform = Depends(get_platform)) -> ArtifactView:
     """Stream the body into the blob store under the run; recorded once all bytes are in place."""
-    platform: Platform = request.app.state.platform
-    key = artifacts.blob_key(run_id, path)
-
-    def check() -> None:
-        with platform.store.session() as s:
-            runs.get_run(s, run_id)
-
-    await run_in_threadpool(check)
-    writer = await run_in_threadpool(platform.blobs.writer, key)
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                await run_in_threadpool(writer.write, chunk)
-        uri = await run_in_threadpool(writer.commit)
-    except BaseException:
-        await run_in_threadpool(writer.abort)
-        raise
-
-    def save() -> ArtifactView:
-        with platform.store.session() as s:
-            row = artifacts.record(s, run_id, path, uri, writer.bytes, writer.sha256)
-            return ArtifactView(path=row.path, uri=row.uri, bytes=row.bytes, sha256=row.sha256,
-                                created_at=row.created_at)
-
-    return await run_in_threadpool(save)
+    row = await artifacts.upload(platform.store, platform.blobs, run_id, path, request.stream())
+    return _artifact_view(row)
 
 
 @router.get("/v1/runs/{run_id}/artifacts")
 def list_artifacts(run_id: str, prefix: str = Query(""), platform: Platform = Depends(get_platform)) -> dict:
     with platform.store.session() as s:
         runs.get_run(s, run_id)
-        items = [ArtifactView(path=a.path, uri=a.uri, bytes=a.bytes, sha256=a.sha256, created_at=a.created_at)
-                 for a in artifacts.list_artifacts(s, run_id, prefix)]
+        items = [_artifact_view(a) for a in artifacts.list_artifacts(s, run_id, prefix)]
     return {"items": [i.model_dump(mode="json") for i in items]}
 
 
