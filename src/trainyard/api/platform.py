@@ -9,9 +9,9 @@ from fastapi import Request
 from trainyard.backends import Backend, LocalBackend
 from trainyard.config import ServerConfig
 from trainyard.control import teams
+from trainyard.control.evaluations import EvaluationDriver
 from trainyard.control.loop import ControlLoop
 from trainyard.control.sweeps import SweepDriver
-from trainyard.registry.evaluation import EvaluationDriver
 from trainyard.scheduler.policy import PRESETS
 from trainyard.storage import BlobStore
 from trainyard.store import Store
