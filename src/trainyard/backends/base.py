@@ -1,8 +1,9 @@
 """The backend contract: capacity, launch, poll, signal.
 
-A backend starts a gang's ranks and reports on them; it decides nothing. The
-handle `launch` returns is plain JSON, stored with the attempt, so a restarted
-control loop can find and re-adopt a gang it did not start.
+A backend starts a gang's ranks where the scheduler placed them and reports on
+them; it decides nothing. The handle `launch` returns is plain JSON, stored
+with the attempt, so a restarted control loop can find and re-adopt a gang it
+did not start; its "placement" says where the ranks run.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class RankStatus:
 
 
 Handle = dict[str, Any]
+Placement = dict[str, int]  # node name -> GPUs, as the scheduler decides and the handle records
 
 
 class Backend(ABC):
@@ -68,8 +70,9 @@ class Backend(ABC):
         """The inventory the scheduler places gangs on."""
 
     @abstractmethod
-    def launch(self, gang: GangLaunch) -> Handle:
-        """Start every rank of the gang; return a JSON handle to find them again."""
+    def launch(self, gang: GangLaunch, placement: Placement) -> Handle:
+        """Start every rank of the gang on `placement`; return a JSON handle to find them again,
+        whose "placement" is where the ranks run."""
 
     @abstractmethod
     def poll(self, handle: Handle) -> list[RankStatus]:

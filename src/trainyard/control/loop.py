@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from trainyard.backends.base import Backend, GangLaunch, RankStatus
+from trainyard.backends.base import Backend, GangLaunch, Placement, RankStatus
 from trainyard.config import ServerConfig
 from trainyard.control import scheduling, teams
 from trainyard.data import local_copy, snapshots
@@ -338,8 +338,7 @@ class ControlLoop:
                         cap.gpus - sum(g.job.gpus for g in running),
                         cap.memory_gb - sum(g.job.memory_gb for g in running))
 
-    def _launch(self, s: Session, job: Job, placement: dict[str, int] | None = None,
-                opportunistic: bool = False) -> None:
+    def _launch(self, s: Session, job: Job, placement: Placement, opportunistic: bool = False) -> None:
         spec = JobSpec.model_validate(job.spec)
         number = job.attempt + 1
         code_dir = self._code_dir(job)
@@ -373,8 +372,7 @@ class ControlLoop:
                           log_dir=self.config.logs / job.id / f"attempt-{number}",
                           resources=spec.resources, env=env)
         try:
-            att.launch = {**self.backend.launch(gang), "placement": placement or {},
-                          "opportunistic": opportunistic}
+            att.launch = {**self.backend.launch(gang, placement), "opportunistic": opportunistic}
         except (OSError, RuntimeError) as exc:
             att.launch = {}
             self._fail_attempt(s, job, att, f"launch failed: {exc}")
