@@ -19,11 +19,18 @@ from trainyard.spec import Resources
 
 @dataclass(frozen=True)
 class Capacity:
-    """What a backend can ever run at once, in all."""
+    """CPUs, GPUs and memory: what a backend can ever run at once, or what is left of it."""
 
     cpus: float
     gpus: int
     memory_gb: float
+
+    def fits(self, r: Resources) -> bool:
+        return (r.total_cpus <= self.cpus + 1e-9 and r.total_gpus <= self.gpus
+                and r.total_memory_gb <= self.memory_gb + 1e-9)
+
+    def minus(self, r: Resources) -> Capacity:
+        return Capacity(self.cpus - r.total_cpus, self.gpus - r.total_gpus, self.memory_gb - r.total_memory_gb)
 
 
 @dataclass(frozen=True)

@@ -15,20 +15,19 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from trainyard.backends.base import Backend, GangLaunch, Placement, RankStatus
+from trainyard.backends.base import Backend, Capacity, GangLaunch, Placement, RankStatus
 from trainyard.config import ServerConfig
 from trainyard.control import scheduling, teams
 from trainyard.data import local_copy, snapshots
 from trainyard.data.local_copy import TamperedSnapshot
 from trainyard.scheduler.model import ClusterSnapshot, GangRequest, RunningGang
 from trainyard.scheduler.policy import TRAINYARD, PolicyConfig, schedule
-from trainyard.spec import JobSpec, JobState, LaunchEnv, Resources, heartbeat_interval
+from trainyard.spec import JobSpec, JobState, LaunchEnv, heartbeat_interval
 from trainyard.storage import BlobStore, unpack_archive
 from trainyard.store import Store, repo
 from trainyard.store.tables import Attempt, Job, utcnow
@@ -42,8 +41,6 @@ FIRST_HEARTBEAT_GRACE_S = 60.0  # interpreter + torch import + process-group set
 def _age_s(then: datetime | None, now: datetime) -> float:
     if then is None:
         return float("inf")
-    if then.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
-        then = then.replace(tzinfo=UTC)
     return (now - then).total_seconds()
 
 
@@ -213,9 +210,7 @@ class ControlLoop:
         att.state, att.ended_at, att.reason = "FAILED", utcnow(), why
         if att.launch:
             self.backend.signal(att.launch, signal.SIGKILL)
-        for w in repo.workers_of(s, job.id, att.number):
-            if w.state in ("STARTING", "RUNNING"):
-                w.state = "KILLED"
+        repo.kill_workers(s, job.id, att.number)
         spec = JobSpec.model_validate(job.spec)
         if job.restarts >= spec.max_restarts:
             repo.set_state(s, job, JobState.FAILED, "failed",
@@ -256,9 +251,7 @@ class ControlLoop:
         """Back to the queue, keeping its checkpoints; a preemption is not a restart."""
         att.state, att.reason = "PREEMPTED", att.stop_reason or "preempted"
         self._release(att)
-        for w in repo.workers_of(s, job.id, att.number):
-            if w.state in ("STARTING", "RUNNING"):
-                w.state = "KILLED"
+        repo.kill_workers(s, job.id, att.number)
         ckpts = repo.committed_checkpoints(s, job.id)
         resume = f"resumes from step {ckpts[0].step}" if ckpts else "restarts from the beginning"
         repo.set_state(s, job, JobState.QUEUED, "preempted",
@@ -266,9 +259,7 @@ class ControlLoop:
 
     def _finish_cancel(self, s: Session, job: Job, att: Attempt) -> None:
         self._release(att)
-        for w in repo.workers_of(s, job.id, att.number):
-            if w.state in ("STARTING", "RUNNING"):
-                w.state = "KILLED"
+        repo.kill_workers(s, job.id, att.number)
         why = job.cancel_reason or "cancelled by request"
         repo.set_state(s, job, JobState.CANCELLED, "cancelled", f"{why}; all ranks gone")
 
@@ -332,9 +323,10 @@ class ControlLoop:
                 if job is not None and job.state == JobState.QUEUED and job.reason != why:
                     job.reason = why
 
-    def _free_capacity(self, running: list[RunningGang]) -> Headroom:
+    def _free_capacity(self, running: list[RunningGang]) -> Capacity:
+        """What the running gangs leave of the backend: a guard against launching past capacity."""
         cap = self.backend.capacity()
-        return Headroom(cap.cpus - sum(g.job.cpus for g in running),
+        return Capacity(cap.cpus - sum(g.job.cpus for g in running),
                         cap.gpus - sum(g.job.gpus for g in running),
                         cap.memory_gb - sum(g.job.memory_gb for g in running))
 
@@ -398,8 +390,7 @@ class ControlLoop:
     def _fail_on_inputs(self, s: Session, job: Job, att: Attempt, why: str) -> None:
         """A permanent input error (a tampered snapshot): fail the job, since every restart would too."""
         att.state, att.ended_at, att.reason = "FAILED", utcnow(), why
-        for w in repo.workers_of(s, job.id, att.number):
-            w.state = "KILLED"
+        repo.kill_workers(s, job.id, att.number)
         repo.set_state(s, job, JobState.FAILED, "failed",
                        f"{why}; not restarted: every attempt would read the same data")
 
@@ -414,18 +405,3 @@ class ControlLoop:
         code_dir.mkdir(parents=True, exist_ok=True)
         return code_dir
 
-
-@dataclass(frozen=True)
-class Headroom:
-    """Free resources as the loop counts them: a guard against launching past capacity."""
-
-    cpus: float
-    gpus: int
-    memory_gb: float
-
-    def fits(self, r: Resources) -> bool:
-        return (r.total_cpus <= self.cpus + 1e-9 and r.total_gpus <= self.gpus
-                and r.total_memory_gb <= self.memory_gb + 1e-9)
-
-    def minus(self, r: Resources) -> Headroom:
-        return Headroom(self.cpus - r.total_cpus, self.gpus - r.total_gpus, self.memory_gb - r.total_memory_gb)

@@ -19,11 +19,8 @@ from trainyard.store.tables import Attempt, Checkpoint, Job
 
 
 def timestamp(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+    """Seconds since the epoch of a stored time (UTCDateTime reads back timezone-aware)."""
+    return None if value is None else value.timestamp()
 
 
 def gang_request(job: Job, spec: JobSpec) -> GangRequest:

@@ -117,6 +117,13 @@ def workers_of(s: Session, job_id: str, attempt: int) -> Sequence[Worker]:
     ).all()
 
 
+def kill_workers(s: Session, job_id: str, attempt: int) -> None:
+    """The attempt's gang is gone: its workers not yet exited or lost were KILLED."""
+    for w in workers_of(s, job_id, attempt):
+        if w.state in ("STARTING", "RUNNING"):
+            w.state = "KILLED"
+
+
 def record_heartbeat(
     s: Session, job: Job, attempt: int, rank: int, host: str, pid: int, step: int | None, now: datetime
 ) -> None:
