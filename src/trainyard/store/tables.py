@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from trainyard.spec import CheckpointState
 from trainyard.store.base import Base, utcnow
 
 
@@ -48,7 +49,7 @@ class Attempt(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))  # RUNNING, SUCCEEDED, FAILED, STOPPED
+    state: Mapped[str] = mapped_column(String(16))  # an AttemptState
     reason: Mapped[str] = mapped_column(Text, default="")
     launch: Mapped[dict] = mapped_column(JSON, default=dict)  # backend handle: pids, dirs, port
     restore_step: Mapped[int | None] = mapped_column(Integer)
@@ -95,7 +96,7 @@ class Worker(Base):
     rank: Mapped[int] = mapped_column(Integer)
     host: Mapped[str] = mapped_column(String(255), default="")
     pid: Mapped[int | None] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))  # STARTING, RUNNING, EXITED, LOST, KILLED
+    state: Mapped[str] = mapped_column(String(16))  # a WorkerState
     exit_code: Mapped[int | None] = mapped_column(Integer)
     step: Mapped[int | None] = mapped_column(Integer)
     last_heartbeat: Mapped[datetime | None]
@@ -114,7 +115,7 @@ class Checkpoint(Base):
     bytes: Mapped[int] = mapped_column(Integer)
     manifest: Mapped[dict] = mapped_column(JSON)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(16), default="COMMITTED")  # COMMITTED, CORRUPT, DELETED
+    state: Mapped[str] = mapped_column(String(16), default=CheckpointState.COMMITTED)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
