@@ -40,6 +40,11 @@ class Platform:
         loop.add_driver(EvaluationDriver())
         return cls(config, store, backend, loop, blobs)
 
+    def close(self) -> None:
+        """Stop the control loop, if it runs in this process, and release the database; twice is harmless."""
+        self.loop.stop()
+        self.store.close()
+
 
 def get_platform(request: Request) -> Platform:
     return request.app.state.platform
