@@ -54,8 +54,7 @@ def server(
     """Run the api and the control loop (SQLite store and local backend under TRAINYARD_HOME)."""
     import uvicorn
 
-    from trainyard.api import create_app
-    from trainyard.api.platform import Platform
+    from trainyard.api import Platform, create_app
     from trainyard.config import ServerConfig
     from trainyard.scheduler.policy import PRESETS
     from trainyard.spec import SpecError
