@@ -198,6 +198,36 @@ class JobState(enum.StrEnum):
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 
+class AttemptState(enum.StrEnum):
+    """One launch of a job's gang: RUNNING while it owns the job, then how it ended."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"  # cancelled
+    PREEMPTED = "PREEMPTED"
+
+
+class WorkerState(enum.StrEnum):
+    """One rank of an attempt, as the rank and the backend last reported it."""
+
+    STARTING = "STARTING"  # launched, no heartbeat yet
+    RUNNING = "RUNNING"
+    EXITED = "EXITED"
+    LOST = "LOST"  # gone without a recorded exit
+    KILLED = "KILLED"  # its gang was stopped or failed around it
+
+    @property
+    def live(self) -> bool:
+        return self in (WorkerState.STARTING, WorkerState.RUNNING)
+
+
+class CheckpointState(enum.StrEnum):
+    COMMITTED = "COMMITTED"  # every file durable, manifest written last: restorable
+    CORRUPT = "CORRUPT"  # failed verification on restore
+    DELETED = "DELETED"  # outside the retention policy; its files are removed
+
+
 class SpecError(ValueError):
     """A spec that cannot be accepted; `errors` name each field and what to do."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,17 @@ def test_plain_job_succeeds_and_its_logs_are_kept(server, tmp_path):
     assert job["attempt"] == 1
     logs = server.yard("logs", job_id, "--rank", "1")
     assert "hello from rank 1" in logs.stdout
+
+
+def test_api_only_server_queues_jobs_for_the_process_that_runs_the_control_loop(make_server, tmp_path):
+    api_only = make_server("--no-control-loop")
+    job_id = api_only.yard("submit", str(write_job(tmp_path, "print('ran')")), "-q").stdout.strip()
+    time.sleep(3)  # a dozen reconcile intervals: a loop in this process would have launched it
+    job = api_only.client().job(job_id)
+    assert (job["state"], job["attempt"]) == ("QUEUED", 0)
+    make_server()  # the same home, with the control loop
+    job = final(api_only.client(), job_id)
+    assert job["state"] == "SUCCEEDED", job["reason"]
 
 
 def test_failing_job_is_restarted_then_fails_with_the_reason(server, tmp_path):

@@ -1,5 +1,6 @@
-"""The HTTP api: an app factory and one router per resource."""
+"""The HTTP api: the platform it serves, an app factory and one router per resource."""
 
 from trainyard.api.app import create_app
+from trainyard.api.platform import Platform
 
-__all__ = ["create_app"]
+__all__ = ["Platform", "create_app"]

@@ -1,4 +1,10 @@
-"""The FastAPI app: routers, error shapes, and the control loop's lifetime."""
+"""The FastAPI app: routers and error shapes over one platform.
+
+Serving the api never starts the control loop: whoever opens the platform
+starts it, or not (`yard server`), so two api processes never run two loops by
+accident. The app closes the platform it serves when it shuts down, stopping
+the loop if one runs, before uvicorn hands a SIGTERM back to the process.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +16,15 @@ from fastapi import FastAPI
 from trainyard.api import errors
 from trainyard.api.platform import Platform
 from trainyard.api.routers import attempts, code, datasets, jobs, lineage, models, runs, sweeps, teams
-from trainyard.config import ServerConfig
 
 
-def create_app(config: ServerConfig | None = None, run_loop: bool = True) -> FastAPI:
-    platform = Platform.open(config or ServerConfig())
-
+def create_app(platform: Platform) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if run_loop:
-            platform.loop.start()
         try:
             yield
         finally:
-            platform.loop.stop()
-            platform.store.close()
+            platform.close()
 
     app = FastAPI(
         title="trainyard",

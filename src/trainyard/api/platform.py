@@ -9,9 +9,9 @@ from fastapi import Request
 from trainyard.backends import Backend, LocalBackend
 from trainyard.config import ServerConfig
 from trainyard.control import teams
+from trainyard.control.evaluations import EvaluationDriver
 from trainyard.control.loop import ControlLoop
 from trainyard.control.sweeps import SweepDriver
-from trainyard.registry.evaluation import EvaluationDriver
 from trainyard.scheduler.policy import PRESETS
 from trainyard.storage import BlobStore
 from trainyard.store import Store
@@ -41,6 +41,11 @@ class Platform:
         loop.add_driver(SweepDriver())
         loop.add_driver(EvaluationDriver())
         return cls(config, store, backend, loop, blobs, RunPoints(store))
+
+    def close(self) -> None:
+        """Stop the control loop, if it runs in this process, and release the database; twice is harmless."""
+        self.loop.stop()
+        self.store.close()
 
 
 def get_platform(request: Request) -> Platform:

@@ -8,7 +8,7 @@ from fastapi import Response
 
 from trainyard.api.platform import Platform
 from trainyard.api.schemas import CheckpointView, EventView, JobDetail, JobSummary, WorkerView
-from trainyard.spec import JobState
+from trainyard.spec import AttemptState, CheckpointState, JobState
 from trainyard.store import repo
 from trainyard.store.tables import Checkpoint, Event, Job
 from trainyard.tracking import history
@@ -27,7 +27,7 @@ def job_summary(job: Job) -> JobSummary:
 
 def checkpoint_view(c: Checkpoint) -> CheckpointView:
     return CheckpointView(step=c.step, attempt=c.attempt, uri=c.uri, bytes=c.bytes,
-                          verified=c.state == "COMMITTED", state=c.state, metrics=c.metrics,
+                          verified=c.state == CheckpointState.COMMITTED, state=c.state, metrics=c.metrics,
                           manifest=c.manifest, created_at=c.created_at)
 
 
@@ -68,7 +68,7 @@ def log_chunk(platform: Platform, job_id: str, rank: int, attempt: int | None, o
         job = repo.get_job(s, job_id)
         number = attempt or job.attempt
         att = repo.attempt_row(s, job_id, number) if number else None
-        finished = att is None or att.state != "RUNNING" or JobState(job.state).terminal
+        finished = att is None or att.state != AttemptState.RUNNING or JobState(job.state).terminal
     path = Path(platform.config.logs) / job_id / f"attempt-{number}" / f"rank-{rank}.log"
     text = ""
     if path.exists():

@@ -1,8 +1,9 @@
 """The backend contract: capacity, launch, poll, signal.
 
-A backend starts a gang's ranks and reports on them; it decides nothing. The
-handle `launch` returns is plain JSON, stored with the attempt, so a restarted
-control loop can find and re-adopt a gang it did not start.
+A backend starts a gang's ranks where the scheduler placed them and reports on
+them; it decides nothing. The handle `launch` returns is plain JSON, stored
+with the attempt, so a restarted control loop can find and re-adopt a gang it
+did not start; its "placement" says where the ranks run.
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ from trainyard.spec import Resources
 
 @dataclass(frozen=True)
 class Capacity:
-    """What a backend can ever run at once, in all."""
+    """CPUs, GPUs and memory: what a backend can ever run at once, or what is left of it."""
 
     cpus: float
     gpus: int
     memory_gb: float
+
+    def fits(self, r: Resources) -> bool:
+        return (r.total_cpus <= self.cpus + 1e-9 and r.total_gpus <= self.gpus
+                and r.total_memory_gb <= self.memory_gb + 1e-9)
+
+    def minus(self, r: Resources) -> Capacity:
+        return Capacity(self.cpus - r.total_cpus, self.gpus - r.total_gpus, self.memory_gb - r.total_memory_gb)
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class RankStatus:
 
 
 Handle = dict[str, Any]
+Placement = dict[str, int]  # node name -> GPUs, as the scheduler decides and the handle records
 
 
 class Backend(ABC):
@@ -68,8 +77,9 @@ class Backend(ABC):
         """The inventory the scheduler places gangs on."""
 
     @abstractmethod
-    def launch(self, gang: GangLaunch) -> Handle:
-        """Start every rank of the gang; return a JSON handle to find them again."""
+    def launch(self, gang: GangLaunch, placement: Placement) -> Handle:
+        """Start every rank of the gang on `placement`; return a JSON handle to find them again,
+        whose "placement" is where the ranks run."""
 
     @abstractmethod
     def poll(self, handle: Handle) -> list[RankStatus]:

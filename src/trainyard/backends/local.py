@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from trainyard.backends.base import Backend, Capacity, GangLaunch, Handle, RankStatus
+from trainyard.backends.base import Backend, Capacity, GangLaunch, Handle, Placement, RankStatus
 from trainyard.scheduler.model import Node
 
 NODE_NAME = "local"
@@ -73,7 +73,10 @@ class LocalBackend(Backend):
         self._gpus_in_use[key] = free[:count]
         return free[:count]
 
-    def launch(self, gang: GangLaunch) -> Handle:
+    def launch(self, gang: GangLaunch, placement: Placement) -> Handle:
+        elsewhere = sorted(set(placement) - {NODE_NAME})
+        if elsewhere:
+            raise RuntimeError(f"placed on {', '.join(elsewhere)}, but this backend runs only on {NODE_NAME!r}")
         res = gang.resources
         key = f"{gang.job_id}/{gang.attempt}"
         gpus = self._pick_gpus(key, res.total_gpus) if res.total_gpus else []
@@ -107,7 +110,7 @@ class LocalBackend(Backend):
                           "create_time": psutil.Process(proc.pid).create_time(),
                           "exit_file": str(exit_file)})
         return {"backend": self.name, "master_port": port, "gpus": gpus, "key": key,
-                "log_dir": str(gang.log_dir), "ranks": ranks}
+                "log_dir": str(gang.log_dir), "ranks": ranks, "placement": {NODE_NAME: res.total_gpus}}
 
     def adopt(self, handle: Handle) -> None:
         """Take back the GPUs of a gang found running after a restart."""

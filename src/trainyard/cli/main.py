@@ -64,11 +64,15 @@ def server(
     teams: Annotated[Path | None, typer.Option(help="Teams, quotas and priority classes (YAML).")] = None,
     preemption_grace_s: Annotated[float, typer.Option(
         help="Seconds a preempted gang gets to checkpoint after SIGTERM.")] = 30.0,
+    control_loop: Annotated[bool, typer.Option(
+        "--control-loop/--no-control-loop",
+        help="Run the control loop here; --no-control-loop serves only the api, beside a process "
+             "that runs the loop.")] = True,
 ) -> None:
     """Run the api and the control loop (SQLite store and local backend under TRAINYARD_HOME)."""
     import uvicorn
 
-    from trainyard.api import create_app
+    from trainyard.api import Platform, create_app
     from trainyard.config import ServerConfig
     from trainyard.scheduler.policy import PRESETS
     from trainyard.spec import SpecError
@@ -78,13 +82,19 @@ def server(
     config = ServerConfig(host=host, port=port, cpus=cpus, gpus=gpus, memory_gb=memory_gb, policy=policy,
                           teams_file=teams, preemption_grace_s=preemption_grace_s)
     try:
-        app_ = create_app(config)
+        platform = Platform.open(config)
     except SpecError as exc:
         fail(f"--teams {teams}: {exc}")
-    cap = app_.state.platform.backend.capacity()
+    cap = platform.backend.capacity()
     err.print(f"trainyard server on {config.url}  home {config.home}  capacity "
-              f"{cap.cpus:g} CPUs, {cap.gpus} GPUs, {cap.memory_gb:.0f} GiB  (API docs: {config.url}/docs)")
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+              f"{cap.cpus:g} CPUs, {cap.gpus} GPUs, {cap.memory_gb:.0f} GiB  (API docs: {config.url}/docs)"
+              + ("" if control_loop else "  (api only: no control loop in this process)"))
+    try:
+        if control_loop:
+            platform.loop.start()
+        uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
+    finally:  # the app closes the platform as it shuts down; this covers one that never started
+        platform.close()
 
 
 @app.command(rich_help_panel=JOBS)

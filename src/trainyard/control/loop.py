@@ -15,20 +15,19 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from trainyard.backends.base import Backend, GangLaunch, RankStatus
+from trainyard.backends.base import Backend, Capacity, GangLaunch, Placement, RankStatus
 from trainyard.config import ServerConfig
 from trainyard.control import scheduling, teams
 from trainyard.data import local_copy, snapshots
 from trainyard.data.local_copy import TamperedSnapshot
 from trainyard.scheduler.model import ClusterSnapshot, GangRequest, RunningGang
 from trainyard.scheduler.policy import TRAINYARD, PolicyConfig, schedule
-from trainyard.spec import JobSpec, JobState, LaunchEnv, Resources, heartbeat_interval
+from trainyard.spec import AttemptState, JobSpec, JobState, LaunchEnv, WorkerState, heartbeat_interval
 from trainyard.storage import BlobStore, archive_key, unpack_archive
 from trainyard.store import Store, repo
 from trainyard.store.tables import Attempt, Job, utcnow
@@ -42,8 +41,6 @@ FIRST_HEARTBEAT_GRACE_S = 60.0  # interpreter + torch import + process-group set
 def _age_s(then: datetime | None, now: datetime) -> float:
     if then is None:
         return float("inf")
-    if then.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
-        then = then.replace(tzinfo=UTC)
     return (now - then).total_seconds()
 
 
@@ -105,7 +102,7 @@ class ControlLoop:
         with self.store.session() as s:
             for job in repo.jobs_in(s, repo.ACTIVE_STATES):
                 att = repo.current_attempt(s, job)
-                if att is None or att.state != "RUNNING":
+                if att is None or att.state != AttemptState.RUNNING:
                     continue
                 if not att.launch.get("ranks"):
                     self._fail_attempt(s, job, att, "the server stopped while launching this attempt")
@@ -141,7 +138,7 @@ class ControlLoop:
             return
         statuses = self.backend.poll(att.launch) if att.launch else []
         gang_alive = any(st.running for st in statuses)
-        if att.state != "RUNNING":  # fenced or finished: wait for the gang to be gone
+        if att.state != AttemptState.RUNNING:  # fenced or finished: wait for the gang to be gone
             if gang_alive:
                 self.backend.signal(att.launch, signal.SIGKILL)
             elif job.cancel_requested:
@@ -172,9 +169,9 @@ class ControlLoop:
         workers = {w.rank: w for w in repo.workers_of(s, job.id, att.number)}
         for st in statuses:
             w = workers.get(st.rank)
-            if w is None or st.running or w.state in ("EXITED", "LOST", "KILLED"):
+            if w is None or st.running or not WorkerState(w.state).live:
                 continue
-            w.state = "LOST" if st.lost else "EXITED"
+            w.state = WorkerState.LOST if st.lost else WorkerState.EXITED
             w.exit_code = st.exit_code
 
     def _silent_worker(self, s: Session, job: Job, att: Attempt) -> str | None:
@@ -182,7 +179,7 @@ class ControlLoop:
         now = utcnow()
         baseline = self._adopted_at.get((job.id, att.number))
         for w in repo.workers_of(s, job.id, att.number):
-            if w.state not in ("STARTING", "RUNNING"):
+            if not WorkerState(w.state).live:
                 continue
             if w.last_heartbeat is None:
                 since_start = _age_s(att.started_at, now)
@@ -203,19 +200,17 @@ class ControlLoop:
     # -- outcomes ---------------------------------------------------------------
 
     def _succeed(self, s: Session, job: Job, att: Attempt, ranks: int) -> None:
-        att.state, att.ended_at, att.reason = "SUCCEEDED", utcnow(), "all ranks exited 0"
+        att.state, att.ended_at, att.reason = AttemptState.SUCCEEDED, utcnow(), "all ranks exited 0"
         self._release(att)
         repo.set_state(s, job, JobState.SUCCEEDED, "succeeded",
                        f"all {ranks} ranks exited 0 on attempt {att.number}")
 
     def _fail_attempt(self, s: Session, job: Job, att: Attempt, why: str) -> None:
         """Fence the attempt, kill its whole gang, and restart it or fail the job."""
-        att.state, att.ended_at, att.reason = "FAILED", utcnow(), why
+        att.state, att.ended_at, att.reason = AttemptState.FAILED, utcnow(), why
         if att.launch:
             self.backend.signal(att.launch, signal.SIGKILL)
-        for w in repo.workers_of(s, job.id, att.number):
-            if w.state in ("STARTING", "RUNNING"):
-                w.state = "KILLED"
+        repo.kill_workers(s, job.id, att.number)
         spec = JobSpec.model_validate(job.spec)
         if job.restarts >= spec.max_restarts:
             repo.set_state(s, job, JobState.FAILED, "failed",
@@ -245,7 +240,7 @@ class ControlLoop:
             if att.stop_kind == "preempt":
                 self._finish_preempt(s, job, att)
             else:
-                att.state, att.reason = "STOPPED", "cancelled"
+                att.state, att.reason = AttemptState.STOPPED, "cancelled"
                 self._finish_cancel(s, job, att)
             return
         grace = self.config.stop_grace_s if att.stop_kind == "cancel" else self.config.preemption_grace_s
@@ -254,11 +249,9 @@ class ControlLoop:
 
     def _finish_preempt(self, s: Session, job: Job, att: Attempt) -> None:
         """Back to the queue, keeping its checkpoints; a preemption is not a restart."""
-        att.state, att.reason = "PREEMPTED", att.stop_reason or "preempted"
+        att.state, att.reason = AttemptState.PREEMPTED, att.stop_reason or "preempted"
         self._release(att)
-        for w in repo.workers_of(s, job.id, att.number):
-            if w.state in ("STARTING", "RUNNING"):
-                w.state = "KILLED"
+        repo.kill_workers(s, job.id, att.number)
         ckpts = repo.committed_checkpoints(s, job.id)
         resume = f"resumes from step {ckpts[0].step}" if ckpts else "restarts from the beginning"
         repo.set_state(s, job, JobState.QUEUED, "preempted",
@@ -266,9 +259,7 @@ class ControlLoop:
 
     def _finish_cancel(self, s: Session, job: Job, att: Attempt) -> None:
         self._release(att)
-        for w in repo.workers_of(s, job.id, att.number):
-            if w.state in ("STARTING", "RUNNING"):
-                w.state = "KILLED"
+        repo.kill_workers(s, job.id, att.number)
         why = job.cancel_reason or "cancelled by request"
         repo.set_state(s, job, JobState.CANCELLED, "cancelled", f"{why}; all ranks gone")
 
@@ -291,7 +282,7 @@ class ControlLoop:
                 spec = JobSpec.model_validate(job.spec)
                 att = repo.current_attempt(s, job)
                 if att is not None and att.launch and (
-                        att.state == "RUNNING" or any(st.running for st in self.backend.poll(att.launch))):
+                        att.state == AttemptState.RUNNING or any(st.running for st in self.backend.poll(att.launch))):
                     ckpts = repo.committed_checkpoints(s, job.id)
                     running.append(scheduling.running_gang(job, spec, att, ckpts[0] if ckpts else None))
                     if att.stop_kind:
@@ -332,14 +323,14 @@ class ControlLoop:
                 if job is not None and job.state == JobState.QUEUED and job.reason != why:
                     job.reason = why
 
-    def _free_capacity(self, running: list[RunningGang]) -> Headroom:
+    def _free_capacity(self, running: list[RunningGang]) -> Capacity:
+        """What the running gangs leave of the backend: a guard against launching past capacity."""
         cap = self.backend.capacity()
-        return Headroom(cap.cpus - sum(g.job.cpus for g in running),
+        return Capacity(cap.cpus - sum(g.job.cpus for g in running),
                         cap.gpus - sum(g.job.gpus for g in running),
                         cap.memory_gb - sum(g.job.memory_gb for g in running))
 
-    def _launch(self, s: Session, job: Job, placement: dict[str, int] | None = None,
-                opportunistic: bool = False) -> None:
+    def _launch(self, s: Session, job: Job, placement: Placement, opportunistic: bool = False) -> None:
         spec = JobSpec.model_validate(job.spec)
         number = job.attempt + 1
         code_dir = self._code_dir(job)
@@ -356,13 +347,13 @@ class ControlLoop:
             LaunchEnv.HEARTBEAT_INTERVAL_S: str(heartbeat_interval(spec.heartbeat_timeout_s)),
         }
         ckpts = repo.committed_checkpoints(s, job.id)
-        att = Attempt(job_id=job.id, number=number, state="RUNNING", launch={},
+        att = Attempt(job_id=job.id, number=number, state=AttemptState.RUNNING, launch={},
                       restore_step=ckpts[0].step if ckpts else None, started_at=utcnow())
         s.add(att)
         job.attempt = number
         job.started_at = job.started_at or utcnow()
         for rank in range(spec.resources.workers):
-            s.add(repo.Worker(job_id=job.id, attempt=number, rank=rank, state="STARTING"))
+            s.add(repo.Worker(job_id=job.id, attempt=number, rank=rank, state=WorkerState.STARTING))
         s.flush()
         try:
             env.update(self._dataset_env(s, job, spec))
@@ -373,8 +364,7 @@ class ControlLoop:
                           log_dir=self.config.logs / job.id / f"attempt-{number}",
                           resources=spec.resources, env=env)
         try:
-            att.launch = {**self.backend.launch(gang), "placement": placement or {},
-                          "opportunistic": opportunistic}
+            att.launch = {**self.backend.launch(gang, placement), "opportunistic": opportunistic}
         except (OSError, RuntimeError) as exc:
             att.launch = {}
             self._fail_attempt(s, job, att, f"launch failed: {exc}")
@@ -399,9 +389,8 @@ class ControlLoop:
 
     def _fail_on_inputs(self, s: Session, job: Job, att: Attempt, why: str) -> None:
         """A permanent input error (a tampered snapshot): fail the job, since every restart would too."""
-        att.state, att.ended_at, att.reason = "FAILED", utcnow(), why
-        for w in repo.workers_of(s, job.id, att.number):
-            w.state = "KILLED"
+        att.state, att.ended_at, att.reason = AttemptState.FAILED, utcnow(), why
+        repo.kill_workers(s, job.id, att.number)
         repo.set_state(s, job, JobState.FAILED, "failed",
                        f"{why}; not restarted: every attempt would read the same data")
 
@@ -416,18 +405,3 @@ class ControlLoop:
         code_dir.mkdir(parents=True, exist_ok=True)
         return code_dir
 
-
-@dataclass(frozen=True)
-class Headroom:
-    """Free resources as the loop counts them: a guard against launching past capacity."""
-
-    cpus: float
-    gpus: int
-    memory_gb: float
-
-    def fits(self, r: Resources) -> bool:
-        return (r.total_cpus <= self.cpus + 1e-9 and r.total_gpus <= self.gpus
-                and r.total_memory_gb <= self.memory_gb + 1e-9)
-
-    def minus(self, r: Resources) -> Headroom:
-        return Headroom(self.cpus - r.total_cpus, self.gpus - r.total_gpus, self.memory_gb - r.total_memory_gb)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from trainyard.control import retention
-from trainyard.spec import CheckpointPolicy
+from trainyard.spec import CheckpointPolicy, CheckpointState
 from trainyard.store import repo
 from trainyard.store.tables import Checkpoint, utcnow
 
@@ -39,7 +39,7 @@ def commit_checkpoint(s: Session, job_id: str, attempt: int, step: int, uri: str
     job, _ = repo.fenced_attempt(s, job_id, attempt)
     job.step = max(job.step or 0, step)  # a checkpoint is progress even before its step's metrics arrive
     s.add(Checkpoint(job_id=job_id, attempt=attempt, step=step, uri=uri, bytes=nbytes,
-                     manifest=manifest, metrics=metrics, state="COMMITTED", created_at=utcnow()))
+                     manifest=manifest, metrics=metrics, state=CheckpointState.COMMITTED, created_at=utcnow()))
     s.flush()
     retention.apply(s, job_id, CheckpointPolicy.model_validate(job.spec["checkpoint"]))
 
@@ -48,7 +48,7 @@ def report_corrupt(s: Session, job_id: str, attempt: int, step: int, reason: str
     repo.fenced_attempt(s, job_id, attempt)
     for c in repo.committed_checkpoints(s, job_id):
         if c.step == step:
-            c.state = "CORRUPT"
+            c.state = CheckpointState.CORRUPT
     repo.add_event(s, job_id, "checkpoint_corrupt",
                    f"checkpoint at step {step} failed verification: {reason}")
 

@@ -13,7 +13,7 @@ import fsspec
 from sqlalchemy.orm import Session
 
 from trainyard.registry.pins import pinned_steps
-from trainyard.spec import CheckpointPolicy, CheckpointSummary
+from trainyard.spec import CheckpointPolicy, CheckpointState, CheckpointSummary
 from trainyard.store import repo
 
 log = logging.getLogger("trainyard.retention")
@@ -26,7 +26,7 @@ def apply(s: Session, job_id: str, policy: CheckpointPolicy) -> list[str]:
     keep |= pinned_steps(s, job_id)
     doomed = [c for c in committed if c.step not in keep]
     for c in doomed:
-        c.state = "DELETED"
+        c.state = CheckpointState.DELETED
     s.flush()
     for c in doomed:
         remove_files(c.uri)

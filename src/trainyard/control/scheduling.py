@@ -13,18 +13,14 @@ from datetime import UTC, datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from trainyard.backends.local import NODE_NAME as LOCAL_NODE
 from trainyard.scheduler.model import GangRequest, RunningGang
 from trainyard.spec import JobSpec, Resources
 from trainyard.store.tables import Attempt, Checkpoint, Job
 
 
 def timestamp(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+    """Seconds since the epoch of a stored time (UTCDateTime reads back timezone-aware)."""
+    return None if value is None else value.timestamp()
 
 
 def gang_request(job: Job, spec: JobSpec) -> GangRequest:
@@ -46,10 +42,9 @@ def gang_request(job: Job, spec: JobSpec) -> GangRequest:
 
 
 def running_gang(job: Job, spec: JobSpec, att: Attempt, newest: Checkpoint | None) -> RunningGang:
-    placement = att.launch.get("placement") or {LOCAL_NODE: spec.resources.total_gpus}
     return RunningGang(
         job=gang_request(job, spec),
-        placement=dict(placement),
+        placement=dict(att.launch.get("placement") or {}),  # the backend's record of where its ranks run
         start_time=timestamp(att.started_at) or 0.0,
         last_checkpoint_time=timestamp(newest.created_at) if newest is not None else None,
         checkpoint_every_s=spec.checkpoint.every_seconds,

@@ -1,33 +1,26 @@
-"""Evaluation gates on the control loop: each new version's evaluation runs as an ordinary job.
+"""Evaluation gates: what a version's evaluation job is, and how its outcome is judged.
 
-`EvaluationDriver` runs after every reconcile pass (`loop.add_driver`). A
-PENDING version gets its evaluation job (the model's entrypoint and code, its
-dataset snapshot, the version's checkpoint in the hyperparameters) submitted
-through `control.jobs.submit`; a RUNNING one is judged once its job ends: the
-job's last metrics against the rule and the champion's metrics. Everything it
-knows it reads from the store, so a server restart loses nothing.
+A PENDING version needs its evaluation job (the model's entrypoint and code,
+its dataset snapshot, the version's checkpoint in the hyperparameters); a
+RUNNING one is judged once its job ends: the job's last metrics against the
+rule and the champion's metrics. `control.evaluations` submits the jobs and
+calls `judge` on every pass; everything here reads and writes the store only.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainyard.control import jobs
-from trainyard.control.loop import ControlLoop
 from trainyard.registry import rules
 from trainyard.registry.aliases import champion
-from trainyard.registry.models import RegistryError, add_event, get_model, get_version
+from trainyard.registry.models import RegistryError, add_event, get_model
 from trainyard.registry.spec import EvaluationSpec
-from trainyard.spec import JobSpec, JobState, SpecError, parse_job_spec
+from trainyard.spec import JobSpec, JobState, parse_job_spec
 from trainyard.store import repo
 from trainyard.store.registry_tables import Model, ModelVersion
 from trainyard.store.tables import Job
-
-log = logging.getLogger("trainyard.registry")
 
 DRIVER = "trainyard"  # the actor of what the driver does
 
@@ -64,7 +57,8 @@ def request(s: Session, row: ModelVersion, actor: str) -> None:
               version=row.version)
 
 
-def _finish(s: Session, row: ModelVersion, passed: bool, reason: str) -> None:
+def finish(s: Session, row: ModelVersion, passed: bool, reason: str) -> None:
+    """The evaluation's verdict, with its event in the model's history."""
     row.eval_state, row.eval_reason = ("PASSED" if passed else "FAILED"), reason
     add_event(s, row.model, "evaluation_passed" if passed else "evaluation_failed",
               f"v{row.version} {'passed' if passed else 'failed'} its evaluation: {reason}", DRIVER,
@@ -78,7 +72,7 @@ def judge(s: Session, row: ModelVersion) -> None:
     if not state.terminal:
         return
     if state != JobState.SUCCEEDED:
-        _finish(s, row, False, f"evaluation job {job.id} {state.lower()}: {job.reason}")
+        finish(s, row, False, f"evaluation job {job.id} {state.lower()}: {job.reason}")
         return
     model = get_model(s, row.model)
     metrics = {k: v["value"] for k, v in repo.last_metrics(s, job.id).items() if not k.startswith("system/")}
@@ -88,47 +82,4 @@ def judge(s: Session, row: ModelVersion) -> None:
     verdict = rules.evaluate(rules.parse((model.evaluation or {})["rule"]), metrics,
                              against.eval_metrics if against else None)
     who = f"champion v{against.version}" if against else "no champion"
-    _finish(s, row, verdict.passed, f"{verdict.reason} (job {job.id}, against {who})")
-
-
-class EvaluationDriver:
-    """Starts and judges the evaluations of every PENDING or RUNNING model version."""
-
-    def __call__(self, loop: ControlLoop) -> None:
-        with loop.store.session() as s:
-            todo = s.execute(select(ModelVersion.model, ModelVersion.version, ModelVersion.eval_state)
-                             .where(ModelVersion.eval_state.in_(["PENDING", "RUNNING"]))
-                             .order_by(ModelVersion.id)).all()
-        for model, version, state in todo:
-            try:
-                if state == "PENDING":
-                    self._start(loop, model, version)
-                else:
-                    with loop.store.session() as s:
-                        judge(s, get_version(s, model, version))
-            except Exception:  # noqa: BLE001 - retried on the next pass from what the store says
-                log.exception("evaluating %s@v%s failed", model, version)
-
-    def _start(self, loop: ControlLoop, model_name: str, version: int) -> None:
-        with loop.store.session() as s:
-            model, row = get_model(s, model_name), get_version(s, model_name, version)
-            try:
-                spec, code = evaluation_job(model, row, repo.get_job(s, row.run_id))
-            except SpecError as exc:
-                _finish(s, row, False, f"the evaluation job is not valid: {exc}")
-                return
-        try:
-            job = jobs.submit(loop.store, loop, loop.blobs, spec, code)
-        except SpecError as exc:
-            with loop.store.session() as s:
-                _finish(s, get_version(s, model_name, version), False,
-                        f"the evaluation job was refused: {exc}")
-            return
-        with loop.store.session() as s:
-            row = get_version(s, model_name, version)
-            row.eval_state, row.eval_job_id = "RUNNING", job.id
-            row.eval_reason = f"evaluation job {job.id} is running"
-            add_event(s, model_name, "evaluation_started", f"v{version}: evaluation job {job.id} submitted "
-                      f"({' '.join(spec.entrypoint)} on {spec.dataset})", DRIVER, version=version)
-            repo.add_event(s, job.id, "evaluation", f"evaluates {model_name}@v{version} (checkpoint step "
-                           f"{row.checkpoint_step} of run {row.run_id})")
+    finish(s, row, verdict.passed, f"{verdict.reason} (job {job.id}, against {who})")

@@ -1,8 +1,10 @@
 """The store: tables, migrations and the queries the api and control loop share."""
 
-from trainyard.store import (
-    registry_tables,  # noqa: F401 - datasets', lineage's and models' tables join Base.metadata
-    sweep_tables,  # noqa: F401 - sweeps' tables join Base.metadata
+from trainyard.store import (  # noqa: F401 - every table joins Base.metadata before any session opens
+    registry_tables,
+    sweep_tables,
+    tables,
+    tracking_tables,
 )
 from trainyard.store.db import Store
 

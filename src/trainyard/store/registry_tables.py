@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from trainyard.store.tables import Base, utcnow
+from trainyard.store.base import Base, utcnow
 
 
 class Dataset(Base):

@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from trainyard.spec import JobSpec, JobState
+from trainyard.spec import AttemptState, CheckpointState, JobSpec, JobState, WorkerState
 from trainyard.store.tables import Attempt, Checkpoint, Event, Job, Worker, utcnow
 from trainyard.store.tracking_tables import LatestMetric
 
@@ -104,7 +104,7 @@ def fenced_attempt(s: Session, job_id: str, number: int) -> tuple[Job, Attempt]:
     """The attempt if it still owns the job; else StaleAttemptError."""
     job = get_job(s, job_id)
     att = attempt_row(s, job_id, number)
-    if att is None or job.attempt != number or att.state != "RUNNING":
+    if att is None or job.attempt != number or att.state != AttemptState.RUNNING:
         why = f"attempt {number} of job {job_id} is no longer current"
         why += f" (current attempt {job.attempt}, job {job.state})"
         raise StaleAttemptError(why)
@@ -117,6 +117,13 @@ def workers_of(s: Session, job_id: str, attempt: int) -> Sequence[Worker]:
     ).all()
 
 
+def kill_workers(s: Session, job_id: str, attempt: int) -> None:
+    """The attempt's gang is gone: its workers not yet exited or lost were KILLED."""
+    for w in workers_of(s, job_id, attempt):
+        if WorkerState(w.state).live:
+            w.state = WorkerState.KILLED
+
+
 def record_heartbeat(
     s: Session, job: Job, attempt: int, rank: int, host: str, pid: int, step: int | None, now: datetime
 ) -> None:
@@ -124,11 +131,11 @@ def record_heartbeat(
         select(Worker).where(Worker.job_id == job.id, Worker.attempt == attempt, Worker.rank == rank)
     ).first()
     if w is None:
-        w = Worker(job_id=job.id, attempt=attempt, rank=rank, state="RUNNING")
+        w = Worker(job_id=job.id, attempt=attempt, rank=rank, state=WorkerState.RUNNING)
         s.add(w)
     w.host, w.pid, w.last_heartbeat = host, pid, now
-    if w.state == "STARTING":
-        w.state = "RUNNING"
+    if w.state == WorkerState.STARTING:
+        w.state = WorkerState.RUNNING
     if step is not None:
         w.step = step
         job.step = max(job.step or 0, step)
@@ -243,7 +250,7 @@ def metric_history(s: Session, job_id: str, key: str) -> list[dict[str, Any]]:
 def committed_checkpoints(s: Session, job_id: str) -> Sequence[Checkpoint]:
     return s.scalars(
         select(Checkpoint)
-        .where(Checkpoint.job_id == job_id, Checkpoint.state == "COMMITTED")
+        .where(Checkpoint.job_id == job_id, Checkpoint.state == CheckpointState.COMMITTED)
         .order_by(Checkpoint.step.desc(), Checkpoint.id.desc())
     ).all()
 

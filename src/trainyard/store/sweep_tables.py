@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from trainyard.store.tables import Base, utcnow
+from trainyard.store.base import Base, utcnow
 
 
 class Sweep(Base):

@@ -6,41 +6,13 @@ important is kept only in memory.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Datetimes stored in UTC and always read back timezone-aware.
-
-    SQLite keeps no zone, so without this the same column would read back
-    naive there and aware on PostgreSQL, and API responses would mix the two.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
-
-
-class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime()}
+from trainyard.spec import CheckpointState
+from trainyard.store.base import Base, utcnow
 
 
 class Job(Base):
@@ -77,7 +49,7 @@ class Attempt(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))  # RUNNING, SUCCEEDED, FAILED, STOPPED
+    state: Mapped[str] = mapped_column(String(16))  # an AttemptState
     reason: Mapped[str] = mapped_column(Text, default="")
     launch: Mapped[dict] = mapped_column(JSON, default=dict)  # backend handle: pids, dirs, port
     restore_step: Mapped[int | None] = mapped_column(Integer)
@@ -124,7 +96,7 @@ class Worker(Base):
     rank: Mapped[int] = mapped_column(Integer)
     host: Mapped[str] = mapped_column(String(255), default="")
     pid: Mapped[int | None] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))  # STARTING, RUNNING, EXITED, LOST, KILLED
+    state: Mapped[str] = mapped_column(String(16))  # a WorkerState
     exit_code: Mapped[int | None] = mapped_column(Integer)
     step: Mapped[int | None] = mapped_column(Integer)
     last_heartbeat: Mapped[datetime | None]
@@ -143,7 +115,7 @@ class Checkpoint(Base):
     bytes: Mapped[int] = mapped_column(Integer)
     manifest: Mapped[dict] = mapped_column(JSON)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(16), default="COMMITTED")  # COMMITTED, CORRUPT, DELETED
+    state: Mapped[str] = mapped_column(String(16), default=CheckpointState.COMMITTED)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -156,6 +128,3 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(Text)
 
-
-# Metric points live in tracking_tables.MetricChunk (columnar chunks, one row per batch and key).
-from trainyard.store import tracking_tables  # noqa: E402,F401 - runs and their records join Base.metadata

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from trainyard.store.tables import Base, utcnow
+from trainyard.store.base import Base, utcnow
 
 
 class MetricChunk(Base):

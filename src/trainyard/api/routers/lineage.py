@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends
 from trainyard.api import views
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import JobDetail
+from trainyard.control import reruns
 from trainyard.registry import models
-from trainyard.tracking import lineage, reruns
+from trainyard.tracking import lineage
 
 router = APIRouter(tags=["lineage"])
 

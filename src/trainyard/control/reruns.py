@@ -17,6 +17,7 @@ from trainyard.tracking.lineage import RERUN_LABEL
 
 
 def rerun(store: Store, loop: ControlLoop, blobs: BlobStore, job_id: str) -> Job:
+    """Submit `job_id` again from its recorded inputs; the new job is labelled a rerun of it."""
     with store.session() as s:
         old = repo.get_job(s, job_id)
         spec = dict(old.spec)
