@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trainyard.api import errors
+from trainyard.api.hosts import AllowedHosts
 from trainyard.api.platform import Platform
 from trainyard.api.routers import attempts, code, datasets, jobs, lineage, models, runs, sweeps, teams
 from trainyard.config import ServerConfig
@@ -33,6 +34,7 @@ def create_app(config: ServerConfig | None = None, run_loop: bool = True) -> Fas
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.add_middleware(AllowedHosts, hosts=platform.config.allowed_hosts or ())
     errors.install(app)
     app.include_router(jobs.router)
     app.include_router(attempts.router)
