@@ -3,7 +3,9 @@
 `TRAINYARD_HOME` (default ~/.trainyard) holds the embedded SQLite store, blobs,
 checkpoints and logs; `TRAINYARD_DATABASE_URL` points the store at any
 SQLAlchemy URL instead, and `TRAINYARD_BLOB_URL` the blob store at any fsspec
-URL (`s3://bucket/prefix`, with the usual AWS_* variables).
+URL (`s3://bucket/prefix`, with the usual AWS_* variables). `TRAINYARD_ALLOWED_HOSTS`
+(comma-separated) lists the host names the API answers to besides localhost and the
+address it listens on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class ServerConfig:
     cpus: float | None = None  # capacity overrides; default: this machine's
     gpus: int | None = None
     memory_gb: float | None = None
+    allowed_hosts: tuple[str, ...] | None = None  # Host header names; default: localhost + `host` + env
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()
@@ -40,6 +43,9 @@ class ServerConfig:
             self.database_url = os.environ.get("TRAINYARD_DATABASE_URL") or default
         if self.blob_url is None:
             self.blob_url = os.environ.get("TRAINYARD_BLOB_URL") or str(self.home / "blobs")
+        if self.allowed_hosts is None:
+            extra = [h.strip() for h in os.environ.get("TRAINYARD_ALLOWED_HOSTS", "").split(",") if h.strip()]
+            self.allowed_hosts = ("localhost", "127.0.0.1", "::1", self.host, *extra)
 
     @property
     def url(self) -> str:

@@ -18,6 +18,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 SNAPSHOT_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?@v[1-9][0-9]{0,8}$"  # a dataset snapshot: NAME@vN
 ENTRYPOINT_EXAMPLE = "entrypoint: [python, train.py]"  # the line a spec error shows a user to write
+ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
+MAX_ARGS = 256  # words in an entrypoint
+MAX_ENV = 256  # variables in a job's env
+MAX_LABELS = 64
+MAX_TEXT = 32_768  # characters in one entrypoint word or env value
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _plain_text(what: str, text: str, limit: int = MAX_TEXT) -> None:
+    """Refuse what a process launch or a log line cannot carry: control characters (NUL ends a C
+    string; a newline forges log lines) and unbounded text."""
+    if len(text) > limit:
+        raise ValueError(f"{what} is {len(text)} characters long; at most {limit}")
+    found = _CONTROL.search(text)
+    if found:
+        raise ValueError(f"{what} contains the control character {found.group()!r} at position "
+                         f"{found.start()}; remove it")
 
 
 class _Strict(BaseModel):
@@ -107,14 +124,19 @@ class JobSpec(_Strict):
                               "preempted by a higher priority class.")
     allow_spot: bool = Field(False, description="May run on spot nodes, which can be reclaimed.")
     expected_duration_s: float | None = Field(None, gt=0, description="Lets backfill fit it into gaps.")
-    labels: dict[str, str] = {}
-    env: dict[str, str] = {}
+    labels: dict[str, str] = Field({}, max_length=MAX_LABELS)
+    env: dict[str, str] = Field({}, max_length=MAX_ENV,
+                                description="Variables every rank gets, on top of the platform's own.")
 
     @field_validator("entrypoint")
     @classmethod
     def _entrypoint_words(cls, value: list[str]) -> list[str]:
         if not value or not value[0].strip():
             raise ValueError(f"entrypoint must start with a program, e.g. {ENTRYPOINT_EXAMPLE}")
+        if len(value) > MAX_ARGS:
+            raise ValueError(f"entrypoint has {len(value)} words; at most {MAX_ARGS}")
+        for i, word in enumerate(value):
+            _plain_text(f"entrypoint word {i}", word)
         return value
 
     @field_validator("dataset")
@@ -137,11 +159,21 @@ class JobSpec(_Strict):
     @field_validator("env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not key.replace("_", "").isalnum() or key[0].isdigit():
-                raise ValueError(f"env name {key!r} is not a valid variable name")
+        for key, text in value.items():
+            if not re.fullmatch(ENV_NAME_PATTERN, key):
+                raise ValueError(f"env name {key!r} is not a valid variable name: use ASCII letters, "
+                                 "digits and '_', not starting with a digit (at most 128)")
             if key.startswith("TRAINYARD_") or key in RESERVED_ENV:
                 raise ValueError(f"env name {key!r} is set by trainyard; choose another name")
+            _plain_text(f"env {key}", text)
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_text(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            _plain_text("label name", key, limit=128)
+            _plain_text(f"label {key}", text, limit=1024)
         return value
 
 
@@ -177,7 +209,8 @@ class SchedulingSpec(_Strict):
 
 
 RESERVED_ENV = frozenset(
-    {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}
+    {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+     "CUDA_VISIBLE_DEVICES"}
 )
 
 

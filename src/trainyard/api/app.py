@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trainyard.api import errors
+from trainyard.api.hosts import AllowedHosts
 from trainyard.api.platform import Platform
 from trainyard.api.routers import attempts, code, datasets, jobs, lineage, models, runs, sweeps, teams
 
@@ -33,6 +34,7 @@ def create_app(platform: Platform) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.add_middleware(AllowedHosts, hosts=platform.config.allowed_hosts or ())
     errors.install(app)
     app.include_router(jobs.router)
     app.include_router(attempts.router)

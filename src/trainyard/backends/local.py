@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 
 from trainyard.backends.base import Backend, Capacity, GangLaunch, Handle, Placement, RankStatus
+from trainyard.backends.environment import rank_environment
 from trainyard.scheduler.model import Node
 
 NODE_NAME = "local"
@@ -87,14 +88,16 @@ class LocalBackend(Backend):
             argv[0] = sys.executable
         ranks = []
         for rank in range(res.workers):
-            env = {**os.environ, **gang.env, "PYTHONUNBUFFERED": "1",
-                   "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(res.workers),
-                   "LOCAL_WORLD_SIZE": str(res.workers), "MASTER_ADDR": "127.0.0.1",
-                   "MASTER_PORT": str(port)}
+            ours = {"PYTHONUNBUFFERED": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
+                    "WORLD_SIZE": str(res.workers), "LOCAL_WORLD_SIZE": str(res.workers),
+                    "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
             if res.gpus_per_worker:
                 mine = gpus[rank * res.gpus_per_worker:(rank + 1) * res.gpus_per_worker]
-                env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, mine))
-                env["LOCAL_RANK"] = "0"  # each rank sees only its own devices
+                ours["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, mine))
+                ours["LOCAL_RANK"] = "0"  # each rank sees only its own devices
+            else:
+                ours["CUDA_VISIBLE_DEVICES"] = ""  # asked for no GPU: sees none of those others hold
+            env = rank_environment(ours, gang.env)
             exit_file = gang.log_dir / f"rank-{rank}.exit"
             log = open(gang.log_dir / f"rank-{rank}.log", "ab")  # noqa: SIM115 - handed to the child
             try:

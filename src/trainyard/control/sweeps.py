@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from trainyard.control import jobs
+from trainyard.control import admission, jobs
 from trainyard.control.loop import ControlLoop
 from trainyard.spec import JobSpec, JobState, SpecError
 from trainyard.storage import BlobStore, require_archive
@@ -32,13 +32,14 @@ def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: SweepSpec,
            code: dict[str, Any] | None) -> Sweep:
     """Store a sweep; the driver starts its first trials on the next pass."""
     template = spec.template
-    try:
-        jobs.check_fits(template, loop.backend.capacity())
-    except SpecError as exc:  # the fields are the trial template's
-        raise SpecError([{**e, "field": f"job.{e['field']}"} for e in exc.errors]) from None
     code = code or {}
     digest = code.get("digest")
     require_archive(blobs, digest)
+    with store.session() as s:  # each trial is admitted again when it starts; refuse a bad template now
+        try:
+            admission.check(s, blobs, loop.backend.capacity(), template, None)
+        except SpecError as exc:
+            raise admission.as_template(exc, "job.") from None
     if spec.seed is None:  # fixed now, so a rebuilt study draws a grid in the same order
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
     with store.session() as s:
@@ -93,7 +94,7 @@ class SweepDriver:
         for sweep_id in sweep_ids:
             try:
                 with loop.store.session() as s:
-                    stops = self._drive(s, sweep_id)
+                    stops = self._drive(s, sweep_id, loop)
             except Exception:  # noqa: BLE001 - retried next pass from a study rebuilt from the store
                 self._studies.pop(sweep_id, None)
                 log.exception("driving sweep %s failed", sweep_id)
@@ -103,7 +104,7 @@ class SweepDriver:
 
     # -- one sweep, one transaction ---------------------------------------------
 
-    def _drive(self, s: Session, sweep_id: str) -> list[tuple[str, str]]:
+    def _drive(self, s: Session, sweep_id: str, loop: ControlLoop) -> list[tuple[str, str]]:
         sweep = sweep_repo.get_sweep(s, sweep_id)
         spec = SweepSpec.model_validate(sweep.spec)
         trials = list(sweep_repo.trials_of(s, sweep_id))
@@ -123,7 +124,7 @@ class SweepDriver:
                 stop = self._follow(s, sweep, spec, study, trial, trial_jobs[trial.job_id])
                 if stop:
                     stops.append(stop)
-        self._fill(s, sweep, spec, study, trials, trial_jobs)
+        self._fill(s, loop, sweep, spec, study, trials, trial_jobs)
         return stops
 
     def _rebuild(self, s: Session, sweep_id: str, spec: SweepSpec, trials: list[SweepTrial]) -> SweepStudy:
@@ -197,8 +198,8 @@ class SweepDriver:
 
     # -- new trials and the end ---------------------------------------------------
 
-    def _fill(self, s: Session, sweep: Sweep, spec: SweepSpec, study: SweepStudy, trials: list[SweepTrial],
-              trial_jobs: dict[str, Job]) -> None:
+    def _fill(self, s: Session, loop: ControlLoop, sweep: Sweep, spec: SweepSpec, study: SweepStudy,
+              trials: list[SweepTrial], trial_jobs: dict[str, Job]) -> None:
         live = sum(not JobState(j.state).terminal for j in trial_jobs.values())
         total = len(trials)
         while live < spec.parallelism and total < spec.budget:
@@ -213,7 +214,14 @@ class SweepDriver:
                 raise RuntimeError(f"study asked trial {number} but the store holds {total}; rebuilding")
             code = {"digest": sweep.code_digest, "git_commit": sweep.code_git_commit,
                     "git_dirty": sweep.code_git_dirty}
-            job = repo.create_job(s, trial_spec(sweep, spec, number, params), code)
+            try:
+                job = admission.admit(s, loop.blobs, loop.backend.capacity(),
+                                      trial_spec(sweep, spec, number, params), code)
+            except SpecError as exc:  # the world changed since submit (a class or dataset went away)
+                sweep_repo.set_sweep_state(s, sweep, "FAILED", "failed",
+                                           f"trial {number} was refused: {exc}")
+                self._studies.pop(sweep.id, None)
+                return
             repo.add_event(s, job.id, "sweep_trial",
                            f"trial {number} of sweep {sweep.id}: {describe(params)}")
             s.add(SweepTrial(sweep_id=sweep.id, number=number, job_id=job.id, params=params, state="RUNNING",

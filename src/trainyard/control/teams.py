@@ -62,8 +62,10 @@ def teams(s: Session) -> list[TeamSpec]:
 
 
 def priority_classes(s: Session) -> dict[str, int]:
+    """The built-in classes, each replaced only by a stored class of the same name, plus the others
+    stored: adding a class never takes the built-ins away (every default submit names `normal`)."""
     rows = s.scalars(select(PriorityClassRow)).all()
-    classes = {r.name: r.value for r in rows} or dict(DEFAULT_PRIORITY_CLASSES)
+    classes = {**DEFAULT_PRIORITY_CLASSES, **{r.name: r.value for r in rows}}
     return dict(sorted(classes.items(), key=lambda kv: kv[1]))
 
 

@@ -67,10 +67,16 @@ def digest(files: list[dict[str, Any]]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+MAX_PATH = 1024  # characters in a file's path; each part at most 255 bytes, as file systems allow
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def safe_path(path: str) -> bool:
     parts = PurePosixPath(path).parts
-    return (bool(path) and not path.startswith("/") and "\\" not in path and "\x00" not in path
-            and all(p not in ("", ".", "..") for p in parts) and path == PurePosixPath(path).as_posix())
+    return (bool(path) and len(path) <= MAX_PATH and not path.startswith("/") and "\\" not in path
+            and not _CONTROL.search(path) and all(p not in ("", ".", "..") for p in parts)
+            and all(len(p.encode("utf-8", "surrogatepass")) <= 255 for p in parts)
+            and path == PurePosixPath(path).as_posix())
 
 
 def check(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,4 +100,17 @@ def check(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise ManifestError(f"files.{i}.sha256", "must be 64 lowercase hex digits")
         seen.add(path)
         out.append({"path": path, "bytes": nbytes, "sha256": sha})
+    _refuse_file_as_directory(out, seen)
     return sorted(out, key=lambda f: f["path"])
+
+
+def _refuse_file_as_directory(files: list[dict[str, Any]], paths: set[str]) -> None:
+    """`a` and `a/b` cannot both be files: no copy of the snapshot could ever be unpacked."""
+    for i, entry in enumerate(files):
+        parts = entry["path"].split("/")
+        for n in range(1, len(parts)):
+            parent = "/".join(parts[:n])
+            if parent in paths:
+                raise ManifestError(f"files.{i}.path", f"{entry['path']!r} needs {parent!r} to be a "
+                                                       f"directory, but {parent!r} is also listed as a "
+                                                       "file; rename one of them")
