@@ -232,13 +232,19 @@ TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCE
 
 
 class AttemptState(enum.StrEnum):
-    """One launch of a job's gang: RUNNING while it owns the job, then how it ended."""
+    """One launch of a job's gang: LAUNCHING, then RUNNING while it owns the job, then how it ended."""
 
+    LAUNCHING = "LAUNCHING"  # recorded before any process starts; RUNNING once the backend's handle is
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     STOPPED = "STOPPED"  # cancelled
     PREEMPTED = "PREEMPTED"
+
+    @property
+    def owns_job(self) -> bool:
+        """Its ranks may write: it is the job's current attempt and has not ended."""
+        return self in (AttemptState.LAUNCHING, AttemptState.RUNNING)
 
 
 class WorkerState(enum.StrEnum):

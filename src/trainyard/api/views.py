@@ -68,7 +68,7 @@ def log_chunk(platform: Platform, job_id: str, rank: int, attempt: int | None, o
         job = repo.get_job(s, job_id)
         number = attempt or job.attempt
         att = repo.attempt_row(s, job_id, number) if number else None
-        finished = att is None or att.state != AttemptState.RUNNING or JobState(job.state).terminal
+        finished = att is None or not AttemptState(att.state).owns_job or JobState(job.state).terminal
     path = Path(platform.config.logs) / job_id / f"attempt-{number}" / f"rank-{rank}.log"
     text = ""
     if path.exists():

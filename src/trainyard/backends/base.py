@@ -88,3 +88,9 @@ class Backend(ABC):
     @abstractmethod
     def signal(self, handle: Handle, signum: int) -> None:
         """Send a signal to every process of every rank still alive."""
+
+    @abstractmethod
+    def abandon(self, job_id: str, attempt: int, log_dir: Path) -> int:
+        """Stop whatever a launch of (job, attempt) may have started though no handle was ever
+        recorded (the server died between starting ranks and confirming them); how many were
+        stopped. `launch` itself stops what it started before raising."""

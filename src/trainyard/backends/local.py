@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from trainyard.backends.environment import rank_environment
 from trainyard.scheduler.model import Node
 
 NODE_NAME = "local"
+RANK_WRAPPER = "trainyard.backends.local_rank"  # records each rank's exit status beside its log
 PYTHON_NAMES = {"python", "python3", f"python3.{sys.version_info.minor}"}
 
 
@@ -86,34 +88,57 @@ class LocalBackend(Backend):
         argv = list(gang.entrypoint)
         if argv[0] in PYTHON_NAMES:  # "python" means the interpreter trainyard runs on
             argv[0] = sys.executable
-        ranks = []
-        for rank in range(res.workers):
-            ours = {"PYTHONUNBUFFERED": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
-                    "WORLD_SIZE": str(res.workers), "LOCAL_WORLD_SIZE": str(res.workers),
-                    "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-            if res.gpus_per_worker:
-                mine = gpus[rank * res.gpus_per_worker:(rank + 1) * res.gpus_per_worker]
-                ours["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, mine))
-                ours["LOCAL_RANK"] = "0"  # each rank sees only its own devices
-            else:
-                ours["CUDA_VISIBLE_DEVICES"] = ""  # asked for no GPU: sees none of those others hold
-            env = rank_environment(ours, gang.env)
-            exit_file = gang.log_dir / f"rank-{rank}.exit"
-            log = open(gang.log_dir / f"rank-{rank}.log", "ab")  # noqa: SIM115 - handed to the child
-            try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "trainyard.backends.local_rank", str(exit_file), "--", *argv],
-                    cwd=gang.code_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
-                )
-            finally:
-                log.close()
-            self._children[proc.pid] = proc
-            ranks.append({"rank": rank, "pid": proc.pid,
-                          "create_time": psutil.Process(proc.pid).create_time(),
-                          "exit_file": str(exit_file)})
-        return {"backend": self.name, "master_port": port, "gpus": gpus, "key": key,
-                "log_dir": str(gang.log_dir), "ranks": ranks, "placement": {NODE_NAME: res.total_gpus}}
+        handle: Handle = {"backend": self.name, "master_port": port, "gpus": gpus, "key": key,
+                          "log_dir": str(gang.log_dir), "ranks": [], "placement": {NODE_NAME: res.total_gpus}}
+        try:
+            for rank in range(res.workers):
+                handle["ranks"].append(self._start_rank(gang, argv, rank, port, gpus))
+        except BaseException:  # a gang runs whole or not at all: stop the ranks already started
+            self.signal(handle, signal.SIGKILL)
+            self.cleanup(handle)
+            raise
+        return handle
+
+    def _start_rank(self, gang: GangLaunch, argv: list[str], rank: int, port: int, gpus: list[int]) -> dict:
+        res = gang.resources
+        ours = {"PYTHONUNBUFFERED": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": str(res.workers), "LOCAL_WORLD_SIZE": str(res.workers),
+                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        if res.gpus_per_worker:
+            mine = gpus[rank * res.gpus_per_worker:(rank + 1) * res.gpus_per_worker]
+            ours["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, mine))
+            ours["LOCAL_RANK"] = "0"  # each rank sees only its own devices
+        else:
+            ours["CUDA_VISIBLE_DEVICES"] = ""  # asked for no GPU: sees none of those others hold
+        env = rank_environment(ours, gang.env)
+        exit_file = gang.log_dir / f"rank-{rank}.exit"
+        log = open(gang.log_dir / f"rank-{rank}.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", RANK_WRAPPER, str(exit_file), "--", *argv],
+                cwd=gang.code_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        finally:
+            log.close()
+        self._children[proc.pid] = proc
+        return {"rank": rank, "pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(),
+                "exit_file": str(exit_file)}
+
+    def abandon(self, job_id: str, attempt: int, log_dir: Path) -> int:
+        """Ranks are found by their wrapper's command line, which names an exit file in `log_dir`."""
+        prefix = str(log_dir) + os.sep
+        found = 0
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = p.info.get("cmdline") or []
+            if RANK_WRAPPER in cmd and any(a.startswith(prefix) for a in cmd):
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    found += 1
+                except (ProcessLookupError, PermissionError):
+                    pass
+        self._gpus_in_use.pop(f"{job_id}/{attempt}", None)
+        return found
 
     def adopt(self, handle: Handle) -> None:
         """Take back the GPUs of a gang found running after a restart."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import signal
 import threading
 from collections.abc import Callable
@@ -20,11 +22,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from trainyard.backends.base import Backend, Capacity, GangLaunch, Placement, RankStatus
+from trainyard.backends.base import Backend, Capacity, GangLaunch, Handle, Placement, RankStatus
 from trainyard.config import ServerConfig
 from trainyard.control import scheduling, teams
 from trainyard.data import local_copy, snapshots
 from trainyard.data.local_copy import TamperedSnapshot
+from trainyard.faults import crash_point
 from trainyard.scheduler.model import ClusterSnapshot, GangRequest, RunningGang
 from trainyard.scheduler.policy import TRAINYARD, PolicyConfig, schedule
 from trainyard.spec import AttemptState, JobSpec, JobState, LaunchEnv, WorkerState, heartbeat_interval
@@ -103,7 +106,7 @@ class ControlLoop:
             for job in repo.jobs_in(s, repo.ACTIVE_STATES):
                 att = repo.current_attempt(s, job)
                 if att is None or att.state != AttemptState.RUNNING:
-                    continue
+                    continue  # a LAUNCHING one is abandoned by the first pass
                 if not att.launch.get("ranks"):
                     self._fail_attempt(s, job, att, "the server stopped while launching this attempt")
                     continue
@@ -135,6 +138,9 @@ class ControlLoop:
     def _reconcile_job(self, s: Session, job: Job) -> None:
         att = repo.current_attempt(s, job)
         if att is None:
+            return
+        if att.state == AttemptState.LAUNCHING:  # launches finish within their pass: this one was cut off
+            self._abandon_launch(s, job, att)
             return
         statuses = self.backend.poll(att.launch) if att.launch else []
         gang_alive = any(st.running for st in statuses)
@@ -224,11 +230,12 @@ class ControlLoop:
                        f"(restart {job.restarts}/{spec.max_restarts})")
 
     def _begin_stop(self, s: Session, job: Job, att: Attempt, kind: str, reason: str,
-                    for_job: str | None = None) -> None:
-        """SIGTERM and a stop flag in the heartbeat reply, so the code can checkpoint and exit."""
+                    for_job: str | None = None, send: bool = True) -> None:
+        """SIGTERM and a stop flag in the heartbeat reply, so the code can checkpoint and exit.
+        With `send=False` the caller sends the SIGTERM once this is committed."""
         att.stop_requested, att.stop_kind, att.stop_reason, att.stop_for = True, kind, reason, for_job
         att.stop_sent_at = utcnow()
-        if att.launch:
+        if send and att.launch:
             self.backend.signal(att.launch, signal.SIGTERM)
         grace = self.config.stop_grace_s if kind == "cancel" else self.config.preemption_grace_s
         repo.add_event(s, job.id, "preempting" if kind == "preempt" else "stopping",
@@ -272,7 +279,13 @@ class ControlLoop:
     # -- scheduling and launch -----------------------------------------------------
 
     def _schedule(self) -> None:
-        """One policy cycle over a snapshot of the store; its decisions applied."""
+        """One policy cycle over a snapshot of the store; its decisions recorded, then applied.
+
+        Stops and reasons are committed in one transaction before any signal is sent; each launch
+        then runs on its own (`_launch`), so one job's failure never undoes another's decisions.
+        """
+        signals: list[Handle] = []
+        launches: list[tuple[str, Placement, bool]] = []
         with self.store.session() as s:
             running: list[RunningGang] = []
             pending: list[GangRequest] = []
@@ -281,6 +294,8 @@ class ControlLoop:
             for job in repo.jobs_in(s, [JobState.QUEUED, *repo.ACTIVE_STATES]):
                 spec = JobSpec.model_validate(job.spec)
                 att = repo.current_attempt(s, job)
+                if att is not None and att.state == AttemptState.LAUNCHING:
+                    continue  # an abandoned launch: its job's reconcile cleans it up first
                 if att is not None and att.launch and (
                         att.state == AttemptState.RUNNING or any(st.running for st in self.backend.poll(att.launch))):
                     ckpts = repo.committed_checkpoints(s, job.id)
@@ -308,20 +323,25 @@ class ControlLoop:
                 victim = repo.get_job(s, p.job_id)
                 att = repo.current_attempt(s, victim)
                 if att is not None:
-                    self._begin_stop(s, victim, att, "preempt", p.reason, for_job=p.for_job)
+                    self._begin_stop(s, victim, att, "preempt", p.reason, for_job=p.for_job, send=False)
+                    signals.append(att.launch)
                     making_room.add(p.for_job)
             free = self._free_capacity(running)
             for admit in decisions.admit:
-                job = queued[admit.job_id]
-                need = JobSpec.model_validate(job.spec).resources
+                need = JobSpec.model_validate(queued[admit.job_id].spec).resources
                 if admit.job_id in making_room or not free.fits(need):
                     continue  # launched once its victims are gone, on the next passes
                 free = free.minus(need)
-                self._launch(s, job, admit.placement, opportunistic=admit.opportunistic)
+                launches.append((admit.job_id, admit.placement, admit.opportunistic))
             for job_id, why in decisions.reasons.items():
                 job = queued.get(job_id)
                 if job is not None and job.state == JobState.QUEUED and job.reason != why:
                     job.reason = why
+        for handle in signals:  # recorded first: a SIGTERM the store does not know of would read as an exit
+            if handle:
+                self.backend.signal(handle, signal.SIGTERM)
+        for job_id, placement, opportunistic in launches:
+            self._launch(job_id, placement, opportunistic)
 
     def _free_capacity(self, running: list[RunningGang]) -> Capacity:
         """What the running gangs leave of the backend: a guard against launching past capacity."""
@@ -330,49 +350,126 @@ class ControlLoop:
                         cap.gpus - sum(g.job.gpus for g in running),
                         cap.memory_gb - sum(g.job.memory_gb for g in running))
 
-    def _launch(self, s: Session, job: Job, placement: Placement, opportunistic: bool = False) -> None:
-        spec = JobSpec.model_validate(job.spec)
-        number = job.attempt + 1
-        code_dir = self._code_dir(job)
-        ckpt_dir = self.config.checkpoints / job.id
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **spec.env,
-            LaunchEnv.SERVER: self.config.url,
-            LaunchEnv.JOB_ID: job.id,
-            LaunchEnv.ATTEMPT: str(number),
-            LaunchEnv.HPARAMS: json.dumps(spec.hyperparameters),
-            LaunchEnv.CHECKPOINT_DIR: str(ckpt_dir),
-            LaunchEnv.CHECKPOINT_POLICY: spec.checkpoint.model_dump_json(),
-            LaunchEnv.HEARTBEAT_INTERVAL_S: str(heartbeat_interval(spec.heartbeat_timeout_s)),
-        }
-        ckpts = repo.committed_checkpoints(s, job.id)
-        att = Attempt(job_id=job.id, number=number, state=AttemptState.RUNNING, launch={},
-                      restore_step=ckpts[0].step if ckpts else None, started_at=utcnow())
-        s.add(att)
-        job.attempt = number
-        job.started_at = job.started_at or utcnow()
-        for rank in range(spec.resources.workers):
-            s.add(repo.Worker(job_id=job.id, attempt=number, rank=rank, state=WorkerState.STARTING))
-        s.flush()
+    # -- one launch: intent, action, confirmation ------------------------------------
+
+    def _launch(self, job_id: str, placement: Placement, opportunistic: bool = False) -> None:
+        """Launch one gang, isolated from every other: the attempt is recorded (LAUNCHING) and
+        committed before any process starts, then started, then confirmed (RUNNING with the
+        backend's handle). Any exception fails this attempt alone, with the reason; a launch the
+        server died in the middle of is found by `_reconcile_job` and its processes stopped."""
         try:
-            env.update(self._dataset_env(s, job, spec))
-        except (TamperedSnapshot, repo.NotFound) as exc:
-            self._fail_on_inputs(s, job, att, str(exc))
+            number = self._record_launch_intent(job_id, placement, opportunistic)
+        except Exception:  # noqa: BLE001 - nothing was started; the job stays queued and is retried
+            log.exception("recording the launch of job %s failed", job_id)
             return
-        gang = GangLaunch(job_id=job.id, attempt=number, entrypoint=spec.entrypoint, code_dir=code_dir,
-                          log_dir=self.config.logs / job.id / f"attempt-{number}",
-                          resources=spec.resources, env=env)
+        if number is None:
+            return
+        crash_point("launch.after_intent")
         try:
-            att.launch = {**self.backend.launch(gang, placement), "opportunistic": opportunistic}
-        except (OSError, RuntimeError) as exc:
-            att.launch = {}
-            self._fail_attempt(s, job, att, f"launch failed: {exc}")
+            gang = self._prepare(job_id, number)
+        except Exception as exc:  # noqa: BLE001 - this attempt fails alone, with the reason
+            # An I/O error may pass (a blob store blip); anything else is the job's own inputs
+            # (an archive that is not one, a tampered snapshot), which every attempt would read again.
+            self._end_launch(job_id, number, f"its inputs could not be prepared: {_describe(exc)}",
+                             permanent=not isinstance(exc, OSError))
             return
-        start = f"restoring from step {att.restore_step}" if att.restore_step is not None else "fresh start"
-        repo.set_state(s, job, JobState.STARTING, "launched",
-                       f"attempt {number} launched: {spec.resources.workers} ranks on {self.backend.name} "
-                       f"({start}; restarts used {job.restarts}/{spec.max_restarts})")
+        try:
+            handle = self.backend.launch(gang, placement)
+        except Exception as exc:  # noqa: BLE001 - this attempt fails alone; the backend stopped what it started
+            self._end_launch(job_id, number, f"launch failed: {_describe(exc)}")
+            return
+        crash_point("launch.after_processes")
+        try:
+            self._confirm_launch(job_id, number, {**handle, "opportunistic": opportunistic})
+        except Exception:  # noqa: BLE001 - unconfirmed: stop the ranks; the attempt is cleaned up next pass
+            log.exception("confirming the launch of job %s attempt %d failed", job_id, number)
+            self.backend.signal(handle, signal.SIGKILL)
+            return
+        crash_point("launch.after_confirm")
+
+    def _record_launch_intent(self, job_id: str, placement: Placement, opportunistic: bool) -> int | None:
+        with self.store.session() as s:
+            job = repo.get_job(s, job_id)
+            if job.state not in (JobState.QUEUED, JobState.RESTARTING) or job.cancel_requested:
+                return None  # changed since the snapshot (cancelled): nothing to launch
+            spec = JobSpec.model_validate(job.spec)
+            number = job.attempt + 1
+            ckpts = repo.committed_checkpoints(s, job.id)
+            log_dir = self.config.logs / job.id / f"attempt-{number}"
+            s.add(Attempt(job_id=job.id, number=number, state=AttemptState.LAUNCHING,
+                          launch={"intent": {"log_dir": str(log_dir), "placement": placement,
+                                             "opportunistic": opportunistic}},
+                          restore_step=ckpts[0].step if ckpts else None, started_at=utcnow()))
+            job.attempt = number
+            job.started_at = job.started_at or utcnow()
+            for rank in range(spec.resources.workers):
+                s.add(repo.Worker(job_id=job.id, attempt=number, rank=rank, state=WorkerState.STARTING))
+            repo.set_state(s, job, JobState.STARTING, "launching",
+                           f"attempt {number}: preparing its code and data, then starting "
+                           f"{spec.resources.workers} ranks on {self.backend.name}")
+            return number
+
+    def _prepare(self, job_id: str, number: int) -> GangLaunch:
+        """The gang as the backend starts it: code unpacked, dataset verified, environment made."""
+        with self.store.session() as s:
+            job = repo.get_job(s, job_id)
+            spec = JobSpec.model_validate(job.spec)
+            code_dir = self._code_dir(job)
+            ckpt_dir = self.config.checkpoints / job.id
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            env = {
+                **spec.env,
+                LaunchEnv.SERVER: self.config.url,
+                LaunchEnv.JOB_ID: job.id,
+                LaunchEnv.ATTEMPT: str(number),
+                LaunchEnv.HPARAMS: json.dumps(spec.hyperparameters),
+                LaunchEnv.CHECKPOINT_DIR: str(ckpt_dir),
+                LaunchEnv.CHECKPOINT_POLICY: spec.checkpoint.model_dump_json(),
+                LaunchEnv.HEARTBEAT_INTERVAL_S: str(heartbeat_interval(spec.heartbeat_timeout_s)),
+                **self._dataset_env(s, job, spec),
+            }
+            return GangLaunch(job_id=job.id, attempt=number, entrypoint=spec.entrypoint, code_dir=code_dir,
+                              log_dir=self.config.logs / job.id / f"attempt-{number}",
+                              resources=spec.resources, env=env)
+
+    def _confirm_launch(self, job_id: str, number: int, handle: Handle) -> None:
+        with self.store.session() as s:
+            job = repo.get_job(s, job_id)
+            att = repo.attempt_row(s, job_id, number)
+            if att is None or att.state != AttemptState.LAUNCHING:
+                raise RuntimeError(f"attempt {number} of job {job_id} is no longer launching ({att and att.state})")
+            att.state, att.launch = AttemptState.RUNNING, handle
+            spec = JobSpec.model_validate(job.spec)
+            start = f"restoring from step {att.restore_step}" if att.restore_step is not None else "fresh start"
+            repo.set_state(s, job, JobState.STARTING, "launched",
+                           f"attempt {number} launched: {spec.resources.workers} ranks on {self.backend.name} "
+                           f"({start}; restarts used {job.restarts}/{spec.max_restarts})")
+
+    def _end_launch(self, job_id: str, number: int, why: str, permanent: bool = False) -> None:
+        """A launch that did not happen: the attempt fails with `why`; the job restarts, or fails for
+        good when its own inputs are at fault (every attempt would read the same ones)."""
+        try:
+            with self.store.session() as s:
+                job = repo.get_job(s, job_id)
+                att = repo.attempt_row(s, job_id, number)
+                if att is None or att.state != AttemptState.LAUNCHING:
+                    return
+                if permanent:
+                    self._fail_on_inputs(s, job, att, why)
+                else:
+                    self._fail_attempt(s, job, att, why)
+        except Exception:  # noqa: BLE001 - the attempt stays LAUNCHING; the next pass abandons it
+            log.exception("recording the failed launch of job %s attempt %d failed", job_id, number)
+
+    def _abandon_launch(self, s: Session, job: Job, att: Attempt) -> None:
+        """An attempt recorded as launching that no launch is confirming: the server stopped (or
+        failed) between recording it and confirming it. Whatever it started is stopped."""
+        intent = att.launch.get("intent") or {}
+        stopped = self.backend.abandon(job.id, att.number, Path(intent.get("log_dir") or
+                                                                 self.config.logs / job.id / f"attempt-{att.number}"))
+        att.launch = {}
+        self._fail_attempt(s, job, att, f"the server stopped while launching attempt {att.number}; "
+                                        f"{stopped} of its processes were found and stopped")
 
     def _dataset_env(self, s: Session, job: Job, spec: JobSpec) -> dict[str, str]:
         """Materialise and verify the job's dataset snapshot; note what the run is made from."""
@@ -388,7 +485,8 @@ class ControlLoop:
         return {LaunchEnv.DATASET_DIR: str(path)}
 
     def _fail_on_inputs(self, s: Session, job: Job, att: Attempt, why: str) -> None:
-        """A permanent input error (a tampered snapshot): fail the job, since every restart would too."""
+        """A permanent input error (a tampered snapshot, a code archive that cannot be unpacked):
+        fail the job, since every restart would too."""
         att.state, att.ended_at, att.reason = AttemptState.FAILED, utcnow(), why
         repo.kill_workers(s, job.id, att.number)
         repo.set_state(s, job, JobState.FAILED, "failed",
@@ -399,9 +497,21 @@ class ControlLoop:
         code_dir = self.config.workdirs / job.id / "code"
         if job.code_digest and not code_dir.exists():
             archive = self.blobs.get(archive_key(job.code_digest))
-            tmp = code_dir.with_name("code.tmp")
-            unpack_archive(archive, tmp)
-            tmp.rename(code_dir)
+            tmp = code_dir.with_name(f"code.tmp-{os.getpid()}-{threading.get_ident()}")
+            try:
+                unpack_archive(archive, tmp)
+                tmp.rename(code_dir)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         code_dir.mkdir(parents=True, exist_ok=True)
         return code_dir
 
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as a reason a person can read: our own errors by their message, others with
+    their type too (a bare "[Errno 2] ..." or "embedded null byte" says little on its own)."""
+    text = str(exc).strip()
+    if isinstance(exc, TamperedSnapshot | repo.NotFound) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

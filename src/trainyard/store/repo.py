@@ -104,7 +104,7 @@ def fenced_attempt(s: Session, job_id: str, number: int) -> tuple[Job, Attempt]:
     """The attempt if it still owns the job; else StaleAttemptError."""
     job = get_job(s, job_id)
     att = attempt_row(s, job_id, number)
-    if att is None or job.attempt != number or att.state != AttemptState.RUNNING:
+    if att is None or job.attempt != number or not AttemptState(att.state).owns_job:
         why = f"attempt {number} of job {job_id} is no longer current"
         why += f" (current attempt {job.attempt}, job {job.state})"
         raise StaleAttemptError(why)
