@@ -208,8 +208,9 @@ def test_restore_refuses_pickled_checkpoint_without_opt_in(tmp_path):
     hostile = {"w": torch.ones(2), "evil": RunsCodeWhenUnpickled(marker)}
     write_checkpoint(root / "a001-s000000010", hostile, 10, 1, {})  # with a manifest that checks out
     assert not marker.exists()
-    with pytest.raises(RuntimeError, match=r"step 10 fails verification.*trusted_pickle"):
+    with pytest.raises(RuntimeError, match=r"step 10 fails verification.*trusted_pickle") as refused:
         standalone(root).load()
+    assert "Path.touch" in str(refused.value)  # names what needed pickle
     assert not marker.exists()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import pickle
 import queue
+import re
 import shutil
 import threading
 import time
@@ -253,10 +254,11 @@ class Checkpointer:
             state = _load_file(found.directory / STATE_FILE, self._dist.device, self.policy.trusted_pickle)
         except pickle.UnpicklingError as exc:
             reason = (
-                f"checkpoint at step {step} fails verification: it holds objects only full pickle "
-                f"can load ({str(exc).splitlines()[0]}). Unpickling runs code, so restore loads "
-                "tensors and plain containers only; save only those, or set checkpoint.trusted_pickle: "
-                "true in the job spec if you trust everything that writes this job's checkpoints"
+                f"checkpoint at step {step} fails verification: it holds {_needs_pickle(exc)}, which "
+                "only full pickle can load. Unpickling runs code, so restore loads tensors and plain "
+                "containers only: save only those, allow the class with "
+                "torch.serialization.add_safe_globals, or set checkpoint.trusted_pickle: true in the "
+                "job spec if you trust everything that writes this job's checkpoints"
             )
             if self.is_main:
                 self._best_effort(self._commits.event, "checkpoint_refused", reason)
@@ -292,6 +294,11 @@ class Checkpointer:
             call(*args)
         except Exception as exc:
             log.warning("trainyard: could not tell the server (%s)", exc)
+
+
+def _needs_pickle(exc: pickle.UnpicklingError) -> str:
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    return found.group(1) if found else "objects beyond tensors and plain containers"
 
 
 def _load_file(path: Path, device: torch.device, trusted_pickle: bool) -> Any:
