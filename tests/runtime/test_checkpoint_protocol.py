@@ -208,9 +208,8 @@ def test_restore_refuses_pickled_checkpoint_without_opt_in(tmp_path):
     hostile = {"w": torch.ones(2), "evil": RunsCodeWhenUnpickled(marker)}
     write_checkpoint(root / "a001-s000000010", hostile, 10, 1, {})  # with a manifest that checks out
     assert not marker.exists()
-    with pytest.raises(RuntimeError, match=r"step 10 fails verification.*trusted_pickle") as refused:
+    with pytest.raises(RuntimeError, match=r"step 10 fails verification.*trusted_pickle"):
         standalone(root).load()
-    assert "Path.touch" in str(refused.value)  # names what needed pickle
     assert not marker.exists()
 
 
@@ -231,7 +230,9 @@ def test_platform_restore_tells_the_server_why_a_pickled_checkpoint_was_refused(
     with pytest.raises(RuntimeError, match="trusted_pickle"):
         on_platform(tmp_path, recorder).load()
     assert [e["kind"] for e in recorder.events] == ["checkpoint_refused"]
-    assert "step 10" in recorder.events[0]["reason"] and recorder.corrupt == []
+    reason = recorder.events[0]["reason"]
+    assert "step 10" in reason and f"{__name__}.Opaque" in reason  # names what needed pickle
+    assert recorder.corrupt == []
 
 
 def test_platform_restore_reads_only_inside_its_own_checkpoint_root(tmp_path, recorder):
