@@ -59,16 +59,16 @@ def sweep(store: Store, root: CheckpointRoot, job_id: str | None = None) -> int:
     for row in doomed:
         try:
             kept_because = _delete_files(store, root, row.job_id, row.step, row.uri)
+            with store.session() as s:
+                c = s.get(Checkpoint, row.id)
+                if c is not None and c.state == DELETING:
+                    c.state = DELETED
+                    if kept_because:
+                        repo.add_event(s, row.job_id, "checkpoint_files_kept", kept_because)
         except Exception as exc:  # noqa: BLE001 - one checkpoint's trouble must not stop the others
-            log.warning("could not delete checkpoint files of job %s step %d at %s (%s); will retry",
-                        row.job_id, row.step, row.uri, exc)
+            log.warning("could not finish deleting checkpoint at step %d of job %s (%s): %s; will retry",
+                        row.step, row.job_id, row.uri, exc)
             continue
-        with store.session() as s:
-            c = s.get(Checkpoint, row.id)
-            if c is not None and c.state == DELETING:
-                c.state = DELETED
-                if kept_because:
-                    repo.add_event(s, row.job_id, "checkpoint_files_kept", kept_because)
         finished += 1
     return finished
 
