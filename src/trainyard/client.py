@@ -10,7 +10,8 @@ Two faces over one connection:
 Worker routes, all under `/v1/training-jobs/{job}/attempts/{attempt}`:
 `POST /heartbeat` {rank, host, pid, step} -> {stop, reason};
 `POST /metrics` {rank, points: [{key, step, timestamp, value}]} -> {accepted};
-`POST /checkpoints` {step, uri, bytes, manifest, metrics} -> {committed};
+`POST /checkpoints` {step, bytes, manifest, metrics} -> {committed, uri}: the files are
+already in the directory the server names for (job, attempt, step), the manifest last;
 `POST /checkpoints/{step}/corrupt` {reason} (restore found it failed verification);
 `POST /events` {kind, reason}.
 Reads a rank needs are not fenced: `GET /v1/training-jobs/{job}/checkpoints`
@@ -461,9 +462,11 @@ class AttemptClient:
                                    headers={"content-type": content_type})
 
     def commit_checkpoint(
-        self, step: int, uri: str, nbytes: int, manifest: dict[str, Any], metrics: dict[str, float]
+        self, step: int, nbytes: int, manifest: dict[str, Any], metrics: dict[str, float]
     ) -> dict[str, Any]:
-        body = {"step": step, "uri": uri, "bytes": nbytes, "manifest": manifest, "metrics": metrics}
+        """Commit the checkpoint written where the server keeps it (the job's checkpoint root,
+        a{attempt:03d}-s{step:09d}); the answer names that location as `uri`."""
+        body = {"step": step, "bytes": nbytes, "manifest": manifest, "metrics": metrics}
         return self.client.request("POST", f"{self.prefix}/checkpoints", json=body)
 
     def report_corrupt(self, step: int, reason: str) -> dict[str, Any]:

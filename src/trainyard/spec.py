@@ -74,6 +74,11 @@ class CheckpointPolicy(_Strict):
     every_seconds: float | None = Field(None, gt=0)
     keep_last: int = Field(3, ge=1, le=1000)
     keep_best: KeepBest | None = None
+    trusted_pickle: bool = Field(
+        False, description="Restore with full pickle (torch.load weights_only=False), for checkpoints "
+        "that hold more than tensors and plain containers (numpy arrays, custom classes). Unpickling runs "
+        "code: turn it on only if you trust everything that can write this job's checkpoints. Off (the "
+        "default), such a checkpoint fails restore with a message saying so.")
 
     def due(self, step: int, last_step: int | None, seconds_since_last: float) -> bool:
         """Whether a checkpoint is due at `step` given the last one taken."""
@@ -99,6 +104,14 @@ class CheckpointSummary(_Strict):
 
     step: int
     metrics: dict[str, float] = {}
+
+
+CHECKPOINT_MANIFEST = "MANIFEST.json"  # written last; a checkpoint directory without it was never committed
+
+
+def checkpoint_dir_name(attempt: int, step: int) -> str:
+    """One checkpoint's directory inside its job's root: the server and the ranks derive it alike."""
+    return f"a{attempt:03d}-s{step:09d}"
 
 
 class JobSpec(_Strict):
@@ -264,6 +277,7 @@ class WorkerState(enum.StrEnum):
 class CheckpointState(enum.StrEnum):
     COMMITTED = "COMMITTED"  # every file durable, manifest written last: restorable
     CORRUPT = "CORRUPT"  # failed verification on restore
+    DELETING = "DELETING"  # left the retention policy; the store let go, its files are being removed
     DELETED = "DELETED"  # outside the retention policy; its files are removed
 
 

@@ -1,7 +1,8 @@
 """A tiny real HTTP server standing in for the api: it records what ranks send.
 
 Speaks the worker routes of `trainyard.client` and can be told to go down,
-come back on the same port, fence the attempt (409) or ask ranks to stop.
+come back on the same port, fence the attempt (409), refuse commits with any status
+or ask ranks to stop.
 Metric batches are read as the real route reads them: JSON or MessagePack
 (by content-type), as `points` objects or as parallel `columns`; the encodings
 and sizes of metric requests are kept in `metric_posts`.
@@ -33,6 +34,8 @@ class RecordingServer:
         self.events: list[dict[str, Any]] = []
         self.metric_posts: list[tuple[str, int]] = []  # (content-type, points) per request
         self.stale = False
+        self.commit_refusal: tuple[int, Any] | None = None  # (status, body) answered to every commit
+        self.listed_extra: list[dict[str, Any]] = []  # listed as committed though never committed here
         self.stop_reason: str | None = None
         self.lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -68,7 +71,7 @@ class RecordingServer:
     def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         with self.lock:
             if method == "GET" and (m := LIST_ROUTE.match(path)):
-                items = sorted(self.commits, key=lambda c: c["step"], reverse=True)
+                items = sorted([*self.commits, *self.listed_extra], key=lambda c: c["step"], reverse=True)
                 return 200, {"items": [{**c, "state": "committed", "verified": False} for c in items]}
             m = ATTEMPT_ROUTE.match(path)
             if method != "POST" or m is None:
@@ -84,6 +87,8 @@ class RecordingServer:
                 self.points.extend({**p, "rank": body["rank"]} for p in points)
                 return 200, {"accepted": len(points)}
             if route == "checkpoints":
+                if self.commit_refusal is not None:
+                    return self.commit_refusal
                 self.commits.append({**body, "attempt": attempt})
                 return 200, {"committed": True}
             if (c := re.match(r"^checkpoints/(\d+)/corrupt$", route)) is not None:

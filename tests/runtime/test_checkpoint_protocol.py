@@ -18,7 +18,7 @@ from trainyard.client import Client
 from trainyard.runtime.checkpoint import Checkpointer
 from trainyard.runtime.commits import LocalCommitLog, ServerCommitLog
 from trainyard.runtime.distributed import Distributed
-from trainyard.runtime.manifest import MANIFEST, STATE_FILE
+from trainyard.runtime.manifest import MANIFEST, STATE_FILE, write_checkpoint
 from trainyard.runtime.stop import StopSignal
 from trainyard.spec import CheckpointPolicy
 
@@ -31,7 +31,7 @@ def standalone(root: Path, policy: CheckpointPolicy = EVERY_10) -> Checkpointer:
 
 def on_platform(root: Path, recorder: RecordingServer, stop: StopSignal | None = None) -> Checkpointer:
     connect = lambda: Client(recorder.url, timeout=2.0).attempt("job-1", 1)  # noqa: E731
-    commits = ServerCommitLog(connect, "job-1")
+    commits = ServerCommitLog(connect, "job-1", root)
     return Checkpointer(root, EVERY_10, commits, 1, Distributed(0, 0, 1), stop or StopSignal())
 
 
@@ -193,11 +193,11 @@ def test_standalone_retention_keeps_the_last_and_the_best(tmp_path):
     ]
 
 
-def test_commit_reaches_the_server_with_manifest_and_absolute_uri(tmp_path, recorder):
+def test_commit_names_the_step_and_its_manifest_and_no_location(tmp_path, recorder):
     save_steps(on_platform(tmp_path, recorder), 10)
     [commit] = recorder.commits
-    assert commit["step"] == 10 and commit["uri"] == str(tmp_path / "a001-s000000010")
-    assert Path(commit["uri"]).is_absolute()
+    assert commit["step"] == 10 and "uri" not in commit  # the server derives where step 10 lives
+    assert (tmp_path / "a001-s000000010" / MANIFEST).is_file()
     assert commit["manifest"]["files"][0]["path"] == STATE_FILE
     assert commit["bytes"] > commit["manifest"]["files"][0]["bytes"]
     assert commit["metrics"] == {"val_acc": 0.1}
@@ -248,3 +248,87 @@ def test_second_save_waits_for_the_first_so_each_keeps_its_own_values(tmp_path):
     for step, value in [(1, 1.0), (2, 2.0)]:
         state = torch.load(tmp_path / f"a001-s{step:09d}" / STATE_FILE, weights_only=True)
         assert torch.all(state["w"] == value)
+
+
+class Opaque:
+    """Not a tensor or a plain container: only full pickle can rebuild it."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+class RunsCodeWhenUnpickled:
+    """What a hostile checkpoint holds: unpickling it creates a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_restore_refuses_pickled_checkpoint_without_opt_in(tmp_path):
+    root = tmp_path / "ckpt"
+    marker = tmp_path / "code-ran"
+    hostile = {"w": torch.ones(2), "evil": RunsCodeWhenUnpickled(marker)}
+    write_checkpoint(root / "a001-s000000010", hostile, 10, 1, {})  # with a manifest that checks out
+    assert not marker.exists()
+    with pytest.raises(RuntimeError, match=r"step 10 fails verification.*trusted_pickle"):
+        standalone(root).load()
+    assert not marker.exists()
+
+
+def test_restore_with_trusted_pickle_loads_objects_beyond_tensors(tmp_path):
+    trusting = CheckpointPolicy(every_steps=10, keep_last=10, trusted_pickle=True)
+    save_steps(standalone(tmp_path, trusting), 10)  # plain tensors: no pickle needed
+    ckpt = standalone(tmp_path, trusting)
+    assert ckpt.save(20, {"w": torch.ones(2), "extra": Opaque(7)}, force=True)
+    assert ckpt.wait(timeout=30)
+    step, state = standalone(tmp_path, trusting).load()
+    assert step == 20 and state["extra"].value == 7
+
+
+def test_platform_restore_tells_the_server_why_a_pickled_checkpoint_was_refused(tmp_path, recorder):
+    ckpt = on_platform(tmp_path, recorder)
+    assert ckpt.save(10, {"extra": Opaque(1)}, force=True)
+    assert ckpt.wait(timeout=30)
+    with pytest.raises(RuntimeError, match="trusted_pickle"):
+        on_platform(tmp_path, recorder).load()
+    assert [e["kind"] for e in recorder.events] == ["checkpoint_refused"]
+    reason = recorder.events[0]["reason"]
+    assert "step 10" in reason and f"{__name__}.Opaque" in reason  # names what needed pickle
+    assert recorder.corrupt == []
+
+
+def test_platform_restore_reads_only_inside_its_own_checkpoint_root(tmp_path, recorder):
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    save_steps(on_platform(root, recorder), 10)
+    manifest_elsewhere, _ = write_checkpoint(elsewhere / "x", state_at(99), 20, 1, {})
+    recorder.listed_extra.append({"step": 20, "attempt": 1, "uri": str(elsewhere / "x"),
+                                  "manifest": manifest_elsewhere, "metrics": {}})
+    step, state = on_platform(root, recorder).load()
+    assert step == 10 and state["step"] == 10  # step 20 is not where the server names it: missing
+    assert recorder.corrupt == [{"step": 20, "reason": "state.pt: missing"}]
+
+
+def test_commit_refused_by_the_server_is_logged_and_reported_as_an_event(tmp_path, recorder, caplog):
+    recorder.commit_refusal = (422, {"errors": [{"field": "step", "message": "no manifest"}]})
+    ckpt = on_platform(tmp_path, recorder)
+    save_steps(ckpt, 10)
+    assert "no manifest" in (ckpt.last_commit_error or "")
+    assert any("refused" in r.message and r.levelname == "ERROR" for r in caplog.records)
+    [event] = recorder.events
+    assert event["kind"] == "checkpoint_commit_failed" and "step 10" in event["reason"]
+
+
+def test_commit_retry_on_server_errors_gives_up_after_its_bound_visibly(tmp_path, recorder, caplog):
+    recorder.commit_refusal = (500, {"detail": "Internal Server Error"})
+    ckpt = on_platform(tmp_path, recorder)
+    ckpt.commit_retry_s = 1.5
+    assert ckpt.save(10, state_at(10), force=True)
+    assert ckpt.wait(timeout=20), "the committer kept retrying past its bound"
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "retrying" in r.message]
+    assert warnings and "Internal Server Error" in (ckpt.last_commit_error or "")
+    [event] = recorder.events
+    assert event["kind"] == "checkpoint_commit_failed"
+    assert "gave up" in event["reason"] and "step 10" in event["reason"]

@@ -105,4 +105,6 @@ def test_two_ranks_on_the_platform_ship_metrics_and_commit_checkpoints(tmp_path,
     committed = [c["step"] for c in recorder.commits]
     policy = CheckpointPolicy(every_steps=20, keep_last=3)
     assert committed == [*due_steps(policy, range(1, 70)), 69]  # and the final forced save
-    assert all(Path(c["uri"]).name == f"a002-s{c['step']:09d}" for c in recorder.commits)
+    assert all(c["attempt"] == 2 for c in recorder.commits)
+    assert all((tmp_path / "checkpoints" / f"a002-s{c['step']:09d}" / "MANIFEST.json").is_file()
+               for c in recorder.commits)

@@ -8,12 +8,12 @@ from fastapi import Request
 
 from trainyard.backends import Backend, LocalBackend
 from trainyard.config import ServerConfig
-from trainyard.control import teams
+from trainyard.control import retention, teams
 from trainyard.control.evaluations import EvaluationDriver
 from trainyard.control.loop import ControlLoop
 from trainyard.control.sweeps import SweepDriver
 from trainyard.scheduler.policy import PRESETS
-from trainyard.storage import BlobStore
+from trainyard.storage import BlobStore, CheckpointRoot, LocalCheckpointRoot
 from trainyard.store import Store
 from trainyard.tracking.ingest import RunPoints
 
@@ -40,12 +40,18 @@ class Platform:
         loop = ControlLoop(store, backend, config, blobs, policy=PRESETS[config.policy])
         loop.add_driver(SweepDriver())
         loop.add_driver(EvaluationDriver())
+        loop.add_driver(retention.Sweeper(LocalCheckpointRoot(config.checkpoints)))
         return cls(config, store, backend, loop, blobs, RunPoints(store))
 
     def close(self) -> None:
         """Stop the control loop, if it runs in this process, and release the database; twice is harmless."""
         self.loop.stop()
         self.store.close()
+
+    @property
+    def checkpoints(self) -> CheckpointRoot:
+        """Where the jobs' checkpoints live; the loop hands ranks their job's root at launch."""
+        return LocalCheckpointRoot(self.config.checkpoints)
 
 
 def get_platform(request: Request) -> Platform:

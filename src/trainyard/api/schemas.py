@@ -108,11 +108,16 @@ class MetricBatch(BaseModel):
 
 
 class CommitRequest(BaseModel):
-    step: int = Field(ge=0)
-    uri: str
+    """A checkpoint the rank made durable where the server keeps it: the job's checkpoint root
+    (TRAINYARD_CHECKPOINT_DIR), directory a{attempt:03d}-s{step:09d}, manifest written last."""
+
+    step: int = Field(ge=0, description="The step checkpointed; with the attempt, it names the location.")
     bytes: int = Field(ge=0)
-    manifest: dict[str, Any]
+    manifest: dict[str, Any] = Field(description="MANIFEST.json as written: files named relative to the "
+                                     "checkpoint's directory, with sizes and sha256.")
     metrics: dict[str, float] = {}
+    uri: str | None = Field(None, description="Deprecated; omit. The server names the location; sent by "
+                            "older runtimes, it is accepted only when it is that location.")
 
 
 class CorruptReport(BaseModel):

@@ -1,8 +1,11 @@
 """`ctx.checkpoint`: save when the policy says so, commit in the background, restore verified.
 
 save() blocks the training loop only for an in-memory snapshot. A writer
-thread makes the files durable and writes the manifest last; a committer
-thread then records the checkpoint (retrying while the server is down).
+thread makes the files durable and writes the manifest last, in the directory
+the server names for (attempt, step) under the job's root; a committer thread
+then records the checkpoint (retrying while the server is down, for a bounded
+time). Restore loads tensors and plain containers only (weights_only) unless
+the job's policy sets trusted_pickle.
 Only rank 0 writes — DDP state is the same on every rank — but every rank
 calls save() and gets the same answer.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 import pickle
 import queue
+import re
 import shutil
 import threading
 import time
@@ -27,15 +31,13 @@ from trainyard.runtime.manifest import STATE_FILE, verify, write_checkpoint
 from trainyard.runtime.retry import Backoff, is_transient
 from trainyard.runtime.snapshot import Snapshotter
 from trainyard.runtime.stop import StopSignal
-from trainyard.spec import CheckpointPolicy
+from trainyard.spec import CheckpointPolicy, checkpoint_dir_name
 
 log = logging.getLogger("trainyard.runtime")
 
 _Commit = tuple[int, Path, int, dict[str, Any], dict[str, float]]
 
-
-def checkpoint_dir_name(attempt: int, step: int) -> str:
-    return f"a{attempt:03d}-s{step:09d}"
+COMMIT_RETRY_S = 600.0  # a server restart takes seconds; an error that outlives this is not passing
 
 
 class Checkpointer:
@@ -64,6 +66,8 @@ class Checkpointer:
         self._committer: threading.Thread | None = None
         self._fenced = False
         self.commit_deadline: float | None = None  # set by finish(): give up retrying after it
+        self.commit_retry_s = COMMIT_RETRY_S  # how long one checkpoint's commit is retried
+        self.last_commit_error: str | None = None  # why the last commit failed, if one did
 
     @property
     def is_main(self) -> bool:
@@ -184,8 +188,12 @@ class Checkpointer:
         manifest: dict[str, Any],
         metrics: dict[str, float],
     ) -> None:
+        """Commit one checkpoint, retrying while the server is down or failing, for a bounded time."""
         backoff = Backoff(cap=10.0)
+        give_up_at = time.monotonic() + self.commit_retry_s
+        tries = 0
         while not self._fenced:
+            tries += 1
             try:
                 self._commits.commit(step, directory, nbytes, manifest, metrics)
                 log.info("trainyard: checkpoint at step %d committed (%d bytes)", step, nbytes)
@@ -196,18 +204,24 @@ class Checkpointer:
                 self._stop.set(f"this attempt is no longer current ({exc}); checkpoint discarded")
                 return
             except Exception as exc:
+                self.last_commit_error = f"step {step}: {exc}"
                 if not is_transient(exc):
-                    log.error("trainyard: checkpoint at step %d was refused: %s", step, exc)
+                    self._commit_failed(step, f"the server refused it: {exc}")
                     return
-                if self.commit_deadline is not None and time.monotonic() >= self.commit_deadline:
-                    log.error(
-                        "trainyard: gave up committing the checkpoint at step %d: %s", step, exc
-                    )
+                deadline = min(give_up_at, self.commit_deadline or give_up_at)
+                if time.monotonic() >= deadline:
+                    self._commit_failed(step, f"gave up after {tries} tries: {exc}")
                     return
                 log.warning(
                     "trainyard: could not commit checkpoint at step %d (%s); retrying", step, exc
                 )
-                time.sleep(backoff.next_delay())
+                time.sleep(min(backoff.next_delay(), max(0.0, deadline - time.monotonic())))
+
+    def _commit_failed(self, step: int, why: str) -> None:
+        """Training goes on; the log and the job's events say this checkpoint never counted."""
+        reason = f"checkpoint at step {step} was not committed: {why}"
+        log.error("trainyard: %s", reason)
+        self._best_effort(self._commits.event, "checkpoint_commit_failed", reason)
 
     def close(self) -> None:
         if self._committer is not None:
@@ -236,7 +250,19 @@ class Checkpointer:
             raise RuntimeError(
                 f"checkpoint at step {step} fails verification on this rank: {reason}"
             )
-        state = _load_file(found.directory / STATE_FILE, self._dist.device)
+        try:
+            state = _load_file(found.directory / STATE_FILE, self._dist.device, self.policy.trusted_pickle)
+        except pickle.UnpicklingError as exc:
+            reason = (
+                f"checkpoint at step {step} fails verification: it holds {_needs_pickle(exc)}, which "
+                "only full pickle can load. Unpickling runs code, so restore loads tensors and plain "
+                "containers only: save only those, allow the class with "
+                "torch.serialization.add_safe_globals, or set checkpoint.trusted_pickle: true in the "
+                "job spec if you trust everything that writes this job's checkpoints"
+            )
+            if self.is_main:
+                self._best_effort(self._commits.event, "checkpoint_refused", reason)
+            raise RuntimeError(reason) from None
         self._last_step, self._last_time = found.step, time.monotonic()
         log.info(
             "trainyard: restored the checkpoint at step %d from %s", found.step, found.directory
@@ -270,9 +296,11 @@ class Checkpointer:
             log.warning("trainyard: could not tell the server (%s)", exc)
 
 
-def _load_file(path: Path, device: torch.device) -> Any:
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError:
-        # Our own job wrote it (e.g. numpy RNG state); the manifest's sha256 vouched for it.
-        return torch.load(path, map_location=device, weights_only=False)
+def _needs_pickle(exc: pickle.UnpicklingError) -> str:
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    return found.group(1) if found else "objects beyond tensors and plain containers"
+
+
+def _load_file(path: Path, device: torch.device, trusted_pickle: bool) -> Any:
+    """Tensors and plain containers only, unless the job's spec trusts pickle (which runs code)."""
+    return torch.load(path, map_location=device, weights_only=not trusted_pickle)

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainyard.runtime.manifest import read_manifest
-from trainyard.spec import CheckpointPolicy, CheckpointSummary
+from trainyard.spec import CheckpointPolicy, CheckpointSummary, checkpoint_dir_name
 
 log = logging.getLogger("trainyard.runtime")
 
-# Checkpoint states the server may list that must never be restored.
-UNUSABLE_STATES = frozenset({"corrupt", "deleted", "pruned"})
+RESTORABLE_STATE = "committed"  # not corrupt, nor let go of by retention (deleting, deleted)
 
 
 @dataclass(frozen=True)
@@ -45,17 +44,18 @@ class CommitLog(Protocol):
     def event(self, kind: str, reason: str) -> None: ...
 
 
-def path_from_uri(uri: str) -> Path:
-    return Path(uri.removeprefix("file://"))
-
-
 class ServerCommitLog:
-    """The platform's record, through the attempt's fenced client."""
+    """The platform's record, through the attempt's fenced client.
 
-    def __init__(self, client_factory: Callable[[], Any], job_id: str) -> None:
+    The server names every location: a checkpoint is read from the directory (attempt, step)
+    names under this job's own root, whatever uri the listing shows.
+    """
+
+    def __init__(self, client_factory: Callable[[], Any], job_id: str, root: Path) -> None:
         self._client_factory = client_factory
         self._client: Any = None
         self.job_id = job_id
+        self.root = root
 
     @property
     def _attempt(self) -> Any:
@@ -67,12 +67,13 @@ class ServerCommitLog:
         items = self._attempt.client.checkpoints(self.job_id)
         out = []
         for item in items:
-            if str(item.get("state") or "").lower() in UNUSABLE_STATES:
+            if str(item.get("state") or "").lower() != RESTORABLE_STATE:
                 continue
+            step, attempt = int(item["step"]), int(item["attempt"])
             out.append(
                 Committed(
-                    step=int(item["step"]),
-                    directory=path_from_uri(str(item["uri"])),
+                    step=step,
+                    directory=self.root / checkpoint_dir_name(attempt, step),
                     manifest=item.get("manifest") or None,
                     metrics=item.get("metrics") or {},
                 )
@@ -87,7 +88,7 @@ class ServerCommitLog:
         manifest: dict[str, Any],
         metrics: dict[str, float],
     ) -> None:
-        self._attempt.commit_checkpoint(step, str(directory), nbytes, manifest, metrics)
+        self._attempt.commit_checkpoint(step, nbytes, manifest, metrics)
 
     def report_corrupt(self, step: int, reason: str) -> None:
         self._attempt.report_corrupt(step, reason)

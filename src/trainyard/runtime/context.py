@@ -68,7 +68,7 @@ class Context:
             commits = local
         else:
             self.attempt = env.attempt
-            commits = ServerCommitLog(connect, env.job_id or "")
+            commits = ServerCommitLog(connect, env.job_id or "", env.checkpoint_dir)
         self.checkpoint = Checkpointer(
             env.checkpoint_dir, env.policy, commits, self.attempt, self._dist, self._stop
         )

@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
-MANIFEST = "MANIFEST.json"
+from trainyard.spec import CHECKPOINT_MANIFEST
+
+MANIFEST = CHECKPOINT_MANIFEST
 STATE_FILE = "state.pt"
 FORMAT = 1
 

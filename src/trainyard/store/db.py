@@ -17,16 +17,27 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable across a crash; `session(durable=True)` for more
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _back_to_normal(dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+    if record.info.pop(_SYNC_FULL, False):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+
+_SYNC_FULL = "trainyard_synchronous_full"
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "checkin", _back_to_normal)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -49,9 +60,19 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: committed on success, rolled back on any error."""
+    def session(self, durable: bool = False) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on any error.
+
+        `durable`: the commit is on disk when this returns, even across a power cut (SQLite:
+        synchronous=FULL for this transaction). For records that files are deleted on the
+        strength of, such as checkpoint commits and retention's marks. Other writes (metric
+        batches above all) survive a crash of the server and skip the fsync per commit.
+        """
         with self._sessions() as s, s.begin():
+            if durable and self.engine.dialect.name == "sqlite":
+                conn = s.connection()
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")  # before pysqlite's BEGIN, so it applies
+                conn.connection.info[_SYNC_FULL] = True  # the pool puts it back on check-in
             yield s
 
     def close(self) -> None:

@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 
 from trainyard.client import Client
+from trainyard.spec import checkpoint_dir_name
 
 hp = json.loads(os.environ["TRAINYARD_HPARAMS"])
 root = Path(os.environ["TRAINYARD_CHECKPOINT_DIR"])
-rank = Client(os.environ["TRAINYARD_SERVER"]).attempt(os.environ["TRAINYARD_JOB_ID"],
-                                                       int(os.environ["TRAINYARD_ATTEMPT"]))
+attempt = int(os.environ["TRAINYARD_ATTEMPT"])
+rank = Client(os.environ["TRAINYARD_SERVER"]).attempt(os.environ["TRAINYARD_JOB_ID"], attempt)
 for step, acc in enumerate(hp["val_acc"], start=1):
-    directory = root / f"s{step}"
+    directory = root / checkpoint_dir_name(attempt, step)  # where the server keeps this step
     directory.mkdir(parents=True)
     data = f"weights at step {step}".encode()
     (directory / "state.pt").write_bytes(data)
@@ -25,7 +26,7 @@ for step, acc in enumerate(hp["val_acc"], start=1):
                 "step": step}
     (directory / "MANIFEST.json").write_text(json.dumps(manifest))
     rank.metrics(0, [{"key": "val_acc", "step": step, "timestamp": time.time(), "value": acc}])
-    rank.commit_checkpoint(step, str(directory), len(data), manifest, {"val_acc": acc})
+    rank.commit_checkpoint(step, len(data), manifest, {"val_acc": acc})
     if step == hp.get("pause_after"):
         while not Path(hp["go_file"]).exists():
             time.sleep(0.2)

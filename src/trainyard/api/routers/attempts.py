@@ -43,10 +43,9 @@ async def metrics(job_id: str, attempt: int, request: Request) -> Response:
 @router.post("/checkpoints", status_code=201)
 def commit_checkpoint(job_id: str, attempt: int, body: CommitRequest,
                       platform: Platform = Depends(get_platform)) -> dict:
-    with platform.store.session() as s:
-        ranks.commit_checkpoint(s, job_id, attempt, body.step, body.uri, body.bytes,
-                                body.manifest, body.metrics)
-    return {"committed": True, "step": body.step}
+    uri = ranks.commit_checkpoint(platform.store, platform.checkpoints, job_id, attempt, body.step,
+                                  body.bytes, body.manifest, body.metrics, uri=body.uri)
+    return {"committed": True, "step": body.step, "uri": uri}
 
 
 @router.post("/checkpoints/{step}/corrupt")
