@@ -146,10 +146,8 @@ def get_dataset(name: str, platform: Platform = Depends(get_platform)) -> dict:
 @router.get("/v1/datasets/{name}/versions/{version}", response_model=SnapshotDetail)
 def get_snapshot(name: str, version: str, platform: Platform = Depends(get_platform)) -> SnapshotDetail:
     """One snapshot with its manifest; `version` is N or vN."""
-    number = version.removeprefix("v")
-    if not number.isdigit():
-        raise snapshots.DatasetError("version", f"{version!r} is not a version; use a number such as v1")
+    number = snapshots.parse_version(version)
     with platform.store.session() as s:
         ds = snapshots.get_dataset(s, name)
-        row = snapshots.get_version(s, name, int(number))
+        row = snapshots.get_version(s, name, number)
         return SnapshotDetail(**_view(row, ds.project), files=[FileEntry(**f) for f in row.files])
