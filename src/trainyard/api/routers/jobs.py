@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Response
 
 from trainyard.api import views
+from trainyard.api.params import LogAttempt, LogOffset, LogRank
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.routers import runs as run_routes
 from trainyard.api.schemas import CheckpointList, EventList, JobDetail, JobList, SubmitRequest
@@ -75,7 +76,7 @@ def metric_history(
 
 @router.get("/{job_id}/logs")
 def job_logs(
-    job_id: str, rank: int = Query(0, ge=0), attempt: int | None = Query(None, ge=1),
-    offset: int = Query(0, ge=0), platform: Platform = Depends(get_platform),
+    job_id: str, rank: LogRank = 0, attempt: LogAttempt = None, offset: LogOffset = 0,
+    platform: Platform = Depends(get_platform),
 ) -> dict:
     return views.log_chunk(platform, job_id, rank, attempt, offset)

@@ -19,7 +19,7 @@ from trainyard.api.schemas import CodeSnapshotRef
 from trainyard.data import snapshots
 from trainyard.registry import aliases, evaluation, models
 from trainyard.registry.spec import parse_model_spec
-from trainyard.spec import SpecError
+from trainyard.spec import MAX_VERSION, SpecError
 from trainyard.store.registry_tables import Model, ModelEvent, ModelVersion
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -58,7 +58,7 @@ class UpdateModel(BaseModel):
 
 class MoveAlias(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     reason: str = Field(min_length=1, max_length=2000, description="Why, for the alias's history.")
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from trainyard.api import views
+from trainyard.api.params import LogAttempt, LogOffset, LogRank
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import MetricBatch
 from trainyard.spec import NAME_PATTERN
@@ -227,8 +228,8 @@ def metric_history(
 
 @router.get("/v1/runs/{run_id}/logs")
 def run_logs(
-    run_id: str, rank: int = Query(0, ge=0), attempt: int | None = Query(None, ge=1),
-    offset: int = Query(0, ge=0), platform: Platform = Depends(get_platform),
+    run_id: str, rank: LogRank = 0, attempt: LogAttempt = None, offset: LogOffset = 0,
+    platform: Platform = Depends(get_platform),
 ) -> dict:
     """stdout and stderr of one rank (a job's run; a client run's output stays with its process)."""
     with platform.store.session() as s:
