@@ -30,9 +30,10 @@ _VERSION = re.compile(r"v?([0-9]+)")  # ASCII digits only: "v³" is not a versio
 
 
 class _Strict(BaseModel):
-    """Unknown fields are an error: a typo must not silently become a default."""
+    """Unknown fields are an error: a typo must not silently become a default. NaN and infinities
+    are refused: no field means them, and JSON cannot carry them back."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Resources(_Strict):
@@ -88,6 +89,8 @@ class CheckpointPolicy(_Strict):
 
 class CheckpointSummary(_Strict):
     """What retention needs to know of one committed checkpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)  # a diverged loss is NaN
 
     step: int
     metrics: dict[str, float] = {}
@@ -154,11 +157,11 @@ class TeamSpec(_Strict):
     """A team's nominal quota and what it may borrow from its cohort (None: unlimited)."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    gpus: int | None = Field(None, ge=0)
+    gpus: int | None = Field(None, ge=0, le=INT32_MAX)
     cpus: float | None = Field(None, ge=0)
     weight: float = Field(1.0, gt=0, description="Share of what is left, by dominant resource.")
     cohort: str | None = Field(None, pattern=NAME_PATTERN)
-    borrowing_limit_gpus: int | None = Field(None, ge=0)
+    borrowing_limit_gpus: int | None = Field(None, ge=0, le=INT32_MAX)
     borrowing_limit_cpus: float | None = Field(None, ge=0)
 
 
@@ -252,7 +255,7 @@ def bounded_document(value: Any, what: str, max_depth: int = MAX_DOCUMENT_DEPTH,
                 raise ValueError(f"{what} nest at most {max_depth} levels deep; flatten the deeper values")
             stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
     try:
-        size = len(json.dumps(value, allow_nan=True))
+        size = len(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} must be JSON values: {exc}") from None
     if size > max_bytes:

@@ -223,3 +223,23 @@ def test_refusals_raised_inside_routes_have_the_declared_shape(http: httpx.Clien
     declared = http.get("/openapi.json").json()
     response = declared["paths"]["/v1/runs/{run_id}"]["get"]["responses"]["422"]
     assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Refusal"}
+
+
+# -- numbers JSON cannot carry back ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field, spec", [
+    ("expected_duration_s", {"expected_duration_s": math.inf}),
+    ("checkpoint.every_seconds", {"checkpoint": {"every_seconds": math.inf}}),
+    ("hyperparameters", {"hyperparameters": {"lr": math.nan}}),
+])
+def test_an_infinite_or_nan_number_in_a_job_spec_is_refused_naming_it(
+        http: httpx.Client, field: str, spec: dict) -> None:
+    body = json.dumps({"spec": {"name": "non-finite", "entrypoint": ["python", "-c", "pass"], **spec}})
+    refused(http.post("/v1/training-jobs", content=body, headers={"content-type": "application/json"}), field)
+
+
+def test_an_infinite_team_weight_is_refused_naming_it(http: httpx.Client) -> None:
+    body = json.dumps({"name": "infinite", "weight": math.inf, "gpus": 1})
+    refused(http.put("/v1/teams/infinite", content=body, headers={"content-type": "application/json"}), "weight")
+    refused(http.put("/v1/teams/huge", json={"name": "huge", "gpus": BEYOND_INT64}), "gpus")

@@ -25,7 +25,7 @@ from trainyard.spec import NAME_PATTERN, SNAPSHOT_PATTERN, Resources, SpecError,
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EvaluationSpec(_Strict):
