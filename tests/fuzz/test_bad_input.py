@@ -182,6 +182,11 @@ def test_seventy_order_by_keys_are_refused_naming_order_by(http: httpx.Client) -
     assert ok.status_code == 200, ok.text
 
 
+def test_lists_in_a_query_are_bounded_naming_the_parameter(http: httpx.Client, seeded: Seeded) -> None:
+    assert "at most 7" in refused(http.get("/v1/training-jobs", params={"state": ["QUEUED"] * 8}), "state")
+    assert "at most 1000" in refused(http.get("/v1/runs/compare", params={"ids": [seeded.run_id] * 1001}), "ids")
+
+
 # -- specs: rules, hyperparameters, params -------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from trainyard.api.platform import Platform, get_platform
 from trainyard.api.routers import runs as run_routes
 from trainyard.api.schemas import CheckpointList, EventList, JobDetail, JobList, SubmitRequest
 from trainyard.control import jobs
-from trainyard.spec import parse_job_spec
+from trainyard.spec import JobState, parse_job_spec
 from trainyard.store import repo
 from trainyard.tracking import history
 
@@ -27,7 +27,7 @@ def submit_job(body: SubmitRequest, platform: Platform = Depends(get_platform)) 
 
 @router.get("", response_model=JobList)
 def list_jobs(
-    state: list[str] | None = Query(None), limit: int = Query(100, ge=1, le=1000),
+    state: list[str] | None = Query(None, max_length=len(JobState)), limit: int = Query(100, ge=1, le=1000),
     platform: Platform = Depends(get_platform),
 ) -> JobList:
     with platform.store.session() as s:

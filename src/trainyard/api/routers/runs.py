@@ -109,7 +109,7 @@ def search_runs(
 
 @router.get("/v1/runs/compare")
 def compare_runs(
-    ids: list[str] = Query(..., min_length=1), platform: Platform = Depends(get_platform)
+    ids: list[str] = Query(..., min_length=1, max_length=search.MAX_LIMIT), platform: Platform = Depends(get_platform)
 ) -> dict:
     with platform.store.session() as s:
         for run_id in ids:
