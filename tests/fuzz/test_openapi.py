@@ -6,7 +6,9 @@ coverage cases (boundaries, wrong types, missing fields). Generation is derandom
 sees the same requests on every run. Path and query parameters that name objects draw from the
 seeded ids half the time, so routes like /v1/runs/{run_id} reach real runs, not only 404s.
 
-At the end, one JSON line: operations, requests, 5xx.
+Only 127.0.0.1 is ever sent to: the server is started there, redirects are not followed, and
+each request's URL is checked. At the end, `fuzz: {...}` prints one JSON line (operations,
+requests, 5xx, responses a check refused). The long run: `make fuzz` (FUZZ_EXAMPLES=500).
 """
 
 from __future__ import annotations

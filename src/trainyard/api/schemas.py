@@ -94,7 +94,7 @@ class HeartbeatRequest(BaseModel):
     rank: int = Field(ge=0, lt=MAX_WORKERS)
     host: str = Field("", max_length=255)
     pid: int = Field(ge=0, le=INT32_MAX)
-    step: int | None = Field(None, ge=0, le=INT64_MAX)
+    step: int | None = Field(None, ge=-INT64_MAX - 1, le=INT64_MAX)  # as a metric step
 
 
 class MetricPoint(BaseModel):
