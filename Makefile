@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench lint venv clean
+.PHONY: demo test test-fast fuzz bench lint venv clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ test: lint
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow'
+
+# The fuzzer of `make test`, with many more generated requests per operation; prints its figures.
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	TRAINYARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz/test_openapi.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -36,11 +36,22 @@ def _plain_text(what: str, text: str, limit: int = MAX_TEXT) -> None:
         raise ValueError(f"{what} contains the control character {found.group()!r} at position "
                          f"{found.start()}; remove it")
 
+# Bounds of numbers a request may carry: what the store's integer columns hold.
+INT32_MAX = 2**31 - 1  # attempt numbers, versions, pids
+INT64_MAX = 2**63 - 1  # steps, byte offsets
+MAX_WORKERS = 4096  # ranks in one gang: a rank is 0 to MAX_WORKERS - 1
+MAX_VERSION = INT32_MAX
+# Free-form JSON a user hands in (hyperparameters, params): how deep and how large it may be.
+MAX_DOCUMENT_DEPTH = 32
+MAX_DOCUMENT_BYTES = 64 * 1024  # hyperparameters travel to each rank in one environment variable
+_VERSION = re.compile(r"v?([0-9]+)")  # ASCII digits only: "v³" is not a version number
+
 
 class _Strict(BaseModel):
-    """Unknown fields are an error: a typo must not silently become a default."""
+    """Unknown fields are an error: a typo must not silently become a default. NaN and infinities
+    are refused: no field means them, and JSON cannot carry them back."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Resources(_Strict):
@@ -101,6 +112,8 @@ class CheckpointPolicy(_Strict):
 
 class CheckpointSummary(_Strict):
     """What retention needs to know of one committed checkpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)  # a diverged loss is NaN
 
     step: int
     metrics: dict[str, float] = {}
@@ -163,11 +176,7 @@ class JobSpec(_Strict):
     @field_validator("hyperparameters")
     @classmethod
     def _json_hyperparameters(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"hyperparameters must be JSON values: {exc}") from None
-        return value
+        return bounded_document(value, "hyperparameters")
 
     @field_validator("env")
     @classmethod
@@ -194,11 +203,11 @@ class TeamSpec(_Strict):
     """A team's nominal quota and what it may borrow from its cohort (None: unlimited)."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    gpus: int | None = Field(None, ge=0)
+    gpus: int | None = Field(None, ge=0, le=INT32_MAX)
     cpus: float | None = Field(None, ge=0)
     weight: float = Field(1.0, gt=0, description="Share of what is left, by dominant resource.")
     cohort: str | None = Field(None, pattern=NAME_PATTERN)
-    borrowing_limit_gpus: int | None = Field(None, ge=0)
+    borrowing_limit_gpus: int | None = Field(None, ge=0, le=INT32_MAX)
     borrowing_limit_cpus: float | None = Field(None, ge=0)
 
 
@@ -303,6 +312,40 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
             message = f"give the command to run as a list, e.g. {ENTRYPOINT_EXAMPLE}"
         out.append({"field": field, "message": message.removeprefix("Value error, ")})
     return out
+
+
+def version_number(text: str, field: str = "version") -> int | None:
+    """The number of a version written N or vN (ASCII digits); None if `text` is not written so
+    (it may be an alias). SpecError on `field` for a number no version can have."""
+    m = _VERSION.fullmatch(text)
+    if m is None:
+        return None
+    digits = m.group(1).lstrip("0")
+    if len(digits) > 10 or int(digits or "0") > MAX_VERSION:
+        raise SpecError([{"field": field, "message": f"{text!r}: a version is a number from 1 to {MAX_VERSION}, "
+                                                      "written N or vN"}])
+    return int(digits or "0")
+
+
+def bounded_document(value: Any, what: str, max_depth: int = MAX_DOCUMENT_DEPTH,
+                     max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
+    """`value` if it is JSON nested at most `max_depth` deep and at most `max_bytes` encoded; else
+    ValueError saying which bound it broke. Walks without recursion, so any depth is refused safely."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                raise ValueError(f"{what} nest at most {max_depth} levels deep; flatten the deeper values")
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    try:
+        size = len(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON values: {exc}") from None
+    if size > max_bytes:
+        raise ValueError(f"{what} are {size} bytes as JSON; at most {max_bytes}: pass large values as a file "
+                         "in the code or a dataset instead")
+    return value
 
 
 def parse_job_spec(data: Any) -> JobSpec:

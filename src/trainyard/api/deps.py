@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from fastapi import Header, Query
 
+from trainyard.spec import INT32_MAX, INT64_MAX, MAX_WORKERS
 from trainyard.tracking import history
 
 
@@ -31,6 +32,6 @@ class HistoryQuery:
 class LogQuery:
     """Which rank's log, of which attempt (default: the latest), from which byte."""
 
-    rank: int = Query(0, ge=0)
-    attempt: int | None = Query(None, ge=1)
-    offset: int = Query(0, ge=0)
+    rank: int = Query(0, ge=0, lt=MAX_WORKERS, description="The rank whose output to read.")
+    attempt: int | None = Query(None, ge=1, le=INT32_MAX, description="Which attempt; the current one if omitted.")
+    offset: int = Query(0, ge=0, le=INT64_MAX, description="Bytes already read: the `offset` of the previous answer.")

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainyard.spec import INT32_MAX, INT64_MAX, MAX_WORKERS
+
 
 class CodeSnapshotRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -89,21 +91,21 @@ class CheckpointList(BaseModel):
 
 
 class HeartbeatRequest(BaseModel):
-    rank: int = Field(ge=0)
-    host: str = ""
-    pid: int
-    step: int | None = None
+    rank: int = Field(ge=0, lt=MAX_WORKERS)
+    host: str = Field("", max_length=255)
+    pid: int = Field(ge=0, le=INT32_MAX)
+    step: int | None = Field(None, ge=-INT64_MAX - 1, le=INT64_MAX)  # as a metric step
 
 
 class MetricPoint(BaseModel):
     key: str = Field(min_length=1, max_length=250)
-    step: int
-    timestamp: float
-    value: float
+    step: int = Field(ge=-INT64_MAX - 1, le=INT64_MAX)
+    timestamp: float = Field(description="Seconds since the epoch; a finite number.")
+    value: float | None = Field(description="null for NaN.")
 
 
 class MetricBatch(BaseModel):
-    rank: int = 0
+    rank: int = Field(0, ge=0, lt=MAX_WORKERS)
     points: list[MetricPoint]
 
 

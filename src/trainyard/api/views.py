@@ -71,7 +71,7 @@ def log_chunk(platform: Platform, job_id: str, rank: int, attempt: int | None, o
         finished = att is None or not AttemptState(att.state).owns_job or JobState(job.state).terminal
     path = Path(platform.config.logs) / job_id / f"attempt-{number}" / f"rank-{rank}.log"
     text = ""
-    if path.exists():
+    if path.exists() and offset < path.stat().st_size:  # seeking far past the end is an OSError
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read(LOG_CHUNK_BYTES)

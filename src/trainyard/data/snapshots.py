@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from trainyard.data import manifest
-from trainyard.spec import SNAPSHOT_PATTERN, SpecError
+from trainyard.spec import SNAPSHOT_PATTERN, SpecError, version_number
 from trainyard.storage import BlobStore
 from trainyard.storage.blobs import BlobWriter
 from trainyard.store.registry_tables import Dataset, DatasetVersion
@@ -65,19 +65,19 @@ async def store_blob(blobs: BlobStore, sha256: str, body: AsyncIterable[bytes]) 
     return blob.bytes, True
 
 
-def parse_version(text: str, field: str = "version") -> int:
-    """A version as a person writes it, N or vN."""
-    number = text.removeprefix("v")
-    if not number.isdigit():
-        raise DatasetError(field, f"{text!r} is not a version; use a number such as v1")
-    return int(number)
-
-
 def parse_ref(ref: str, field: str = "dataset") -> tuple[str, int]:
     if not re.match(SNAPSHOT_PATTERN, ref):
         raise DatasetError(field, f"{ref!r} is not a snapshot; name one as NAME@vN, e.g. digits@v1")
     name, version = ref.rsplit("@v", 1)
     return name, int(version)
+
+
+def parse_version(text: str) -> int:
+    """A snapshot's number from N or vN; DatasetError on `version` for anything else."""
+    number = version_number(text, "version")
+    if number is None:
+        raise DatasetError("version", f"{text!r} is not a version; use a number such as v1")
+    return number
 
 
 def ref_of(v: DatasetVersion) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from trainyard.registry.spec import ModelSpec
-from trainyard.spec import NAME_PATTERN, JobSpec, SpecError
+from trainyard.spec import INT64_MAX, NAME_PATTERN, JobSpec, SpecError, version_number
 from trainyard.store import repo
 from trainyard.store.registry_tables import Model, ModelAlias, ModelEvent, ModelVersion
 from trainyard.store.repo import NotFound
@@ -117,9 +117,9 @@ def aliases_of(s: Session, model: str) -> dict[str, int]:
 
 def resolve(s: Session, model: str, which: str) -> ModelVersion:
     """A version by number ("3", "v3") or by alias ("production")."""
-    number = which.removeprefix("v")
-    if number.isdigit():
-        return get_version(s, model, int(number))
+    number = version_number(which, "which")
+    if number is not None:
+        return get_version(s, model, number)
     alias = s.get(ModelAlias, (model, which))
     if alias is None:
         get_model(s, model)
@@ -153,9 +153,12 @@ def _pick_checkpoint(s: Session, run_id: str, which: str) -> Checkpoint:
                                               f"{keep_best.metric}; use 'latest' or a step")
         pick = max if keep_best.mode == "max" else min
         return pick(scored, key=lambda c: (c.metrics[keep_best.metric], c.step if pick is max else -c.step))
-    if which.isdigit():
+    if re.fullmatch(r"[0-9]+", which):  # ASCII digits: str.isdigit() also takes "³", which int() refuses
+        step = int(which)
+        if step > INT64_MAX:
+            raise RegistryError("checkpoint", f"a step is at most {INT64_MAX}")
         for c in ckpts:
-            if c.step == int(which):
+            if c.step == step:
                 return c
         steps = ", ".join(str(c.step) for c in ckpts)
         raise RegistryError("checkpoint", f"run {run_id} has no committed checkpoint at step {which}; "

@@ -26,6 +26,7 @@ _ARITH: dict[type, Callable[[float, float], float]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
 }
 MAX_RULE = 2000
+MAX_DEPTH = 32  # operators inside operators: the checker and the evaluator recurse this deep
 
 
 class RuleError(ValueError):
@@ -108,8 +109,23 @@ def parse(text: str) -> Rule:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
         raise RuleError(f"cannot parse {text!r}: {exc.msg} at column {exc.offset}") from None
+    except (RecursionError, MemoryError):
+        raise RuleError(f"nested too deeply to read; at most {MAX_DEPTH} levels of operators") from None
+    if _depth(tree) > MAX_DEPTH:
+        raise RuleError(f"nested more than {MAX_DEPTH} levels of operators (a + b + c ... counts one level per "
+                        "+); split it into fewer terms or comparisons joined with 'and'")
     _check(tree)
     return Rule(text.strip(), tree)
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deep the tree nests, found without recursion (so a hostile rule cannot exhaust the stack)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _value(node: ast.expr, metrics: dict[str, float], champion: dict[str, float] | None) -> float:

@@ -21,11 +21,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from trainyard.registry import rules
-from trainyard.spec import NAME_PATTERN, SNAPSHOT_PATTERN, Resources, SpecError, field_errors
+from trainyard.spec import NAME_PATTERN, SNAPSHOT_PATTERN, Resources, SpecError, bounded_document, field_errors
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EvaluationSpec(_Strict):
@@ -47,6 +47,11 @@ class EvaluationSpec(_Strict):
             return rules.parse(value).text
         except rules.RuleError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _json_hyperparameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return bounded_document(value, "hyperparameters")
 
     @field_validator("dataset")
     @classmethod

@@ -30,6 +30,11 @@ PREFIXES: dict[str, Kind] = {
     "tags": "tag", "tag": "tag",
     "attributes": "attr", "attribute": "attr", "attr": "attr", "run": "attr",
 }
+# A filter is bounded before it is read: each clause is a subquery, and the database refuses
+# (with an error, not an answer) expressions past its depth and variable limits.
+MAX_FILTER = 10_000  # characters
+MAX_CLAUSES = 50
+MAX_IN_VALUES = 500
 COMPARISONS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 _TOKEN = re.compile(
@@ -125,6 +130,8 @@ def parse_filter(text: str | None) -> list[Clause]:
     """Clauses that must all hold; FilterError with a readable message otherwise."""
     if not text or not text.strip():
         return []
+    if len(text) > MAX_FILTER:
+        raise FilterError(f"the filter is {len(text)} characters; at most {MAX_FILTER}")
     reader = _Reader(text)
     clauses = [_clause(reader)]
     while not reader.done():
@@ -132,6 +139,8 @@ def parse_filter(text: str | None) -> list[Clause]:
         if tok.kind != "name" or tok.text.lower() != "and":
             raise FilterError(f"expected 'and' at character {tok.at + 1}, got {tok.text!r} "
                               "(clauses join with 'and'; 'or' is not supported)")
+        if len(clauses) == MAX_CLAUSES:
+            raise FilterError(f"at most {MAX_CLAUSES} clauses joined with 'and'; narrow the search with fewer")
         clauses.append(_clause(reader))
     return clauses
 
@@ -163,6 +172,8 @@ def _list(reader: _Reader) -> tuple[Value, ...]:
         raise FilterError("'in' takes a list in parentheses: state in ('RUNNING', 'SUCCEEDED')")
     items = [_literal(reader.next("a value in the list"))]
     while (sep := reader.next("',' or ')'")).text == ",":
+        if len(items) == MAX_IN_VALUES:
+            raise FilterError(f"'in' takes at most {MAX_IN_VALUES} values, at character {sep.at + 1}")
         items.append(_literal(reader.next("a value after ','")))
     if sep.text != ")":
         raise FilterError(f"expected ',' or ')' at character {sep.at + 1}, got {sep.text!r}")

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from trainyard.spec import JobState, SpecError
+from trainyard.spec import JobState, SpecError, bounded_document
 from trainyard.store import repo
 from trainyard.store.repo import NotFound
 from trainyard.store.tables import Event, Job, utcnow
@@ -69,6 +69,16 @@ def param_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        bounded_document(params, "params")
+    except ValueError as exc:
+        raise RunError("params", str(exc)) from None
+    flat = flatten(params)
+    _check_keys("params", flat)
+    return flat
+
+
 def _check_keys(field: str, items: Mapping[str, Any]) -> None:
     for key, value in items.items():
         if not key or len(key) > MAX_KEY:
@@ -85,8 +95,7 @@ def create_run(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> Run:
-    flat = flatten(params or {})
-    _check_keys("params", flat)
+    flat = _flat_params(params or {})
     _check_keys("tags", tags or {})
     run = Run(id=new_run_id(name), name=name, project=project, experiment=experiment, source="client",
               state=JobState.RUNNING, created_at=utcnow())
@@ -166,8 +175,7 @@ def end_run(s: Session, run: Run, state: str, reason: str | None = None) -> None
 
 def log_params(s: Session, run: Run, params: Mapping[str, Any]) -> None:
     """Add params. A param is fixed once logged: the same value again is fine, a new one is refused."""
-    flat = flatten(params)
-    _check_keys("params", flat)
+    flat = _flat_params(params)
     have = {p.key: p for p in s.scalars(select(RunParam).where(RunParam.run_id == run.id,
                                                                 RunParam.key.in_(list(flat))))}
     for key, value in flat.items():

@@ -12,12 +12,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, not_, select
 from sqlalchemy.orm import Session, aliased
 
+from trainyard.spec import INT64_MAX
 from trainyard.store.tables import Job
 from trainyard.store.tracking_tables import LatestMetric, Run, RunParam, RunTag
 from trainyard.tracking.filters import Clause, FilterError, parse_filter
 from trainyard.tracking.runs import RunError, ensure_job_runs, get_run
 
 MAX_LIMIT = 1000
+MAX_ORDER_BY = 8  # each metric, param or tag key sorted on is one more join
 STATE = func.coalesce(Job.state, Run.state)
 ATTRIBUTE_COLUMNS: dict[str, Any] = {
     "id": Run.id, "name": Run.name, "project": Run.project, "experiment": Run.experiment,
@@ -107,7 +109,7 @@ def _offset(token: str | None) -> int:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise bad from None
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or not 0 <= offset <= INT64_MAX:
         raise bad
     return offset
 
@@ -124,6 +126,8 @@ def search_runs(s: Session, q: RunQuery) -> tuple[list[str], str | None]:
         raise RunError("filter", str(exc)) from None
     if not 1 <= q.limit <= MAX_LIMIT:
         raise RunError("limit", f"between 1 and {MAX_LIMIT}")
+    if len(q.order_by) > MAX_ORDER_BY:
+        raise RunError("order_by", f"{len(q.order_by)} sort keys; sort by at most {MAX_ORDER_BY}")
     offset = _offset(q.page_token)
     ensure_job_runs(s)
     stmt = select(Run.id).select_from(Run).outerjoin(Job, Job.id == Run.id)

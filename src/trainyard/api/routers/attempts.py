@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from trainyard.api.params import AttemptNumber, CheckpointStep
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import CommitRequest, CorruptReport, EventRequest, HeartbeatRequest, MetricBatch
 from trainyard.control import ranks
@@ -15,13 +16,13 @@ router = APIRouter(prefix="/v1/training-jobs/{job_id}/attempts/{attempt}", tags=
 
 
 @router.post("/heartbeat")
-def heartbeat(job_id: str, attempt: int, body: HeartbeatRequest,
+def heartbeat(job_id: str, attempt: AttemptNumber, body: HeartbeatRequest,
               platform: Platform = Depends(get_platform)) -> dict:
     with platform.store.session() as s:
         return ranks.heartbeat(s, job_id, attempt, body.rank, body.host, body.pid, body.step)
 
 
-def _write_metrics(platform: Platform, job_id: str, attempt: int, batch: ingest.Columns) -> int:
+def _write_metrics(platform: Platform, job_id: str, attempt: AttemptNumber, batch: ingest.Columns) -> int:
     with platform.store.session() as s:
         return ranks.metrics(s, job_id, attempt, *batch)
 
@@ -29,7 +30,7 @@ def _write_metrics(platform: Platform, job_id: str, attempt: int, batch: ingest.
 @router.post("/metrics", openapi_extra={"requestBody": {"required": True, "content": {
     ingest.JSON: {"schema": MetricBatch.model_json_schema()},
     ingest.MSGPACK: {"schema": {"type": "string", "format": "binary"}}}}})
-async def metrics(job_id: str, attempt: int, request: Request) -> Response:
+async def metrics(job_id: str, attempt: AttemptNumber, request: Request) -> Response:
     """A rank's metric batch (JSON or MessagePack), bulk-written like POST /v1/runs/{id}/metrics."""
     try:
         doc = ingest.decode(await request.body(), request.headers.get("content-type"))
@@ -41,7 +42,7 @@ async def metrics(job_id: str, attempt: int, request: Request) -> Response:
 
 
 @router.post("/checkpoints", status_code=201)
-def commit_checkpoint(job_id: str, attempt: int, body: CommitRequest,
+def commit_checkpoint(job_id: str, attempt: AttemptNumber, body: CommitRequest,
                       platform: Platform = Depends(get_platform)) -> dict:
     uri = ranks.commit_checkpoint(platform.store, platform.checkpoints, job_id, attempt, body.step,
                                   body.bytes, body.manifest, body.metrics, uri=body.uri)
@@ -49,7 +50,7 @@ def commit_checkpoint(job_id: str, attempt: int, body: CommitRequest,
 
 
 @router.post("/checkpoints/{step}/corrupt")
-def report_corrupt(job_id: str, attempt: int, step: int, body: CorruptReport,
+def report_corrupt(job_id: str, attempt: AttemptNumber, step: CheckpointStep, body: CorruptReport,
                    platform: Platform = Depends(get_platform)) -> dict:
     with platform.store.session() as s:
         ranks.report_corrupt(s, job_id, attempt, step, body.reason)
@@ -57,7 +58,7 @@ def report_corrupt(job_id: str, attempt: int, step: int, body: CorruptReport,
 
 
 @router.post("/events", status_code=201)
-def event(job_id: str, attempt: int, body: EventRequest,
+def event(job_id: str, attempt: AttemptNumber, body: EventRequest,
           platform: Platform = Depends(get_platform)) -> dict:
     with platform.store.session() as s:
         ranks.event(s, job_id, attempt, body.kind, body.reason)
