@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Path
 
-from trainyard.spec import INT32_MAX, INT64_MAX, MAX_WORKERS
+from trainyard.spec import INT32_MAX, INT64_MAX
 
 AttemptNumber = Annotated[int, Path(ge=1, le=INT32_MAX, description="The attempt: the rank's fencing token.")]
 CheckpointStep = Annotated[int, Path(ge=0, le=INT64_MAX, description="The checkpoint's step.")]
