@@ -17,12 +17,12 @@ router = APIRouter(prefix="/v1/training-jobs/{job_id}/attempts/{attempt}", tags=
 @router.post("/heartbeat")
 def heartbeat(job_id: str, attempt: int, body: HeartbeatRequest,
               platform: Platform = Depends(get_platform)) -> dict:
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:
         return ranks.heartbeat(s, job_id, attempt, body.rank, body.host, body.pid, body.step)
 
 
 def _write_metrics(platform: Platform, job_id: str, attempt: int, batch: ingest.Columns) -> int:
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:
         return ranks.metrics(s, job_id, attempt, *batch)
 
 
@@ -43,7 +43,7 @@ async def metrics(job_id: str, attempt: int, request: Request) -> Response:
 @router.post("/checkpoints", status_code=201)
 def commit_checkpoint(job_id: str, attempt: int, body: CommitRequest,
                       platform: Platform = Depends(get_platform)) -> dict:
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:
         ranks.commit_checkpoint(s, job_id, attempt, body.step, body.uri, body.bytes,
                                 body.manifest, body.metrics)
     return {"committed": True, "step": body.step}
@@ -52,7 +52,7 @@ def commit_checkpoint(job_id: str, attempt: int, body: CommitRequest,
 @router.post("/checkpoints/{step}/corrupt")
 def report_corrupt(job_id: str, attempt: int, step: int, body: CorruptReport,
                    platform: Platform = Depends(get_platform)) -> dict:
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:
         ranks.report_corrupt(s, job_id, attempt, step, body.reason)
     return {"recorded": True}
 
@@ -60,6 +60,6 @@ def report_corrupt(job_id: str, attempt: int, step: int, body: CorruptReport,
 @router.post("/events", status_code=201)
 def event(job_id: str, attempt: int, body: EventRequest,
           platform: Platform = Depends(get_platform)) -> dict:
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:
         ranks.event(s, job_id, attempt, body.kind, body.reason)
     return {"recorded": True}
