@@ -135,8 +135,8 @@ def get_run(run_id: str, platform: Platform = Depends(get_platform)) -> RunView:
 
 @router.patch("/v1/runs/{run_id}", response_model=RunView)
 def end_run(run_id: str, body: UpdateRun, platform: Platform = Depends(get_platform)) -> RunView:
-    with platform.store.session() as s:
-        runs.end_run(s, runs.get_run(s, run_id), body.state, body.reason)
+    with platform.store.session(lock=True) as s:
+        runs.end_run(s, runs.get_run(s, run_id, lock=True), body.state, body.reason)
     return _view(platform, run_id)
 
 
@@ -149,14 +149,14 @@ def run_events(run_id: str, platform: Platform = Depends(get_platform)) -> dict:
 
 @router.post("/v1/runs/{run_id}/params", response_model=RunView)
 def log_params(run_id: str, body: ParamsBody, platform: Platform = Depends(get_platform)) -> RunView:
-    with platform.store.session() as s:
-        runs.log_params(s, runs.get_run(s, run_id), body.params)
+    with platform.store.session(lock=True) as s:
+        runs.log_params(s, runs.get_run(s, run_id, lock=True), body.params)
     return _view(platform, run_id)
 
 
 @router.post("/v1/runs/{run_id}/tags", response_model=RunView)
 def set_tags(run_id: str, body: TagsBody, platform: Platform = Depends(get_platform)) -> RunView:
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:  # tags set at once on one key: the last one wins
         runs.set_tags(s, runs.get_run(s, run_id), body.tags)
     return _view(platform, run_id)
 
