@@ -238,9 +238,6 @@ def list_artifacts(run_id: str, prefix: str = Query(""), platform: Platform = De
 def download_artifact(
     run_id: str, path: str, platform: Platform = Depends(get_platform)
 ) -> StreamingResponse:
-    key = artifacts.blob_key(run_id, path)
-    with platform.store.session() as s:
-        row = artifacts.get_artifact(s, run_id, path)
+    row, chunks = artifacts.open_artifact(platform.store, platform.blobs, run_id, path)
     headers = {"content-length": str(row.bytes), "x-checksum-sha256": row.sha256}
-    return StreamingResponse(platform.blobs.iter_chunks(key), media_type="application/octet-stream",
-                             headers=headers)
+    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
