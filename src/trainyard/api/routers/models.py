@@ -175,7 +175,7 @@ def update_model(name: str, body: UpdateModel, platform: Platform = Depends(get_
 def register_version(name: str, body: RegisterVersion, platform: Platform = Depends(get_platform),
                      who: str = Depends(actor)) -> VersionView:
     """A new version from a run's checkpoint; its evaluation (if declared) starts on the next pass."""
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:
         row = models.register(s, name, body.run_id, body.checkpoint, body.description, body.tags, who)
         number = row.version
     platform.loop.nudge()
