@@ -42,7 +42,7 @@ def test_concurrent_puts_of_one_path_never_serve_bytes_that_differ_from_their_ch
         bodies = [os.urandom(3 * MIB), os.urandom(1 * MIB), os.urandom(2 * MIB + 7)]
         start = threading.Barrier(len(bodies))
 
-        def put(body: bytes) -> httpx.Response:
+        def put(body: bytes, start: threading.Barrier = start) -> httpx.Response:
             with httpx.Client(timeout=60) as http:
                 start.wait()
                 return http.put(url, content=body)
