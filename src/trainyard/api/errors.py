@@ -10,11 +10,12 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from trainyard.spec import SpecError
-from trainyard.store.repo import NotFound, StaleAttemptError
+from trainyard.store.repo import Conflict, NotFound
 
 
 class FieldError(BaseModel):
@@ -53,8 +54,8 @@ def install(app: FastAPI) -> None:
     async def _missing(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    @app.exception_handler(StaleAttemptError)
-    async def _stale(_: Request, exc: StaleAttemptError) -> JSONResponse:
+    @app.exception_handler(Conflict)  # a stale attempt's write, a write to a finished run, ...
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(StarletteHTTPException)
@@ -65,6 +66,20 @@ def install(app: FastAPI) -> None:
                 return refusal(detail["errors"])
             return refusal([{"field": "(body)", "message": str(detail)}])
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        # a race the code did not serialise: the losing write is refused whole, never a 500
+        return JSONResponse({"detail": "this write conflicts with one made at the same time (or with an "
+                                       "object that already exists); nothing was written: read the "
+                                       "object again and retry"}, status_code=409)
+
+    @app.exception_handler(OperationalError)
+    async def _busy(_: Request, exc: OperationalError) -> JSONResponse:
+        if "database is locked" not in str(exc.orig):
+            raise exc
+        return JSONResponse({"detail": "the database stayed busy past its timeout; nothing was written: "
+                                       "retry shortly"}, status_code=503, headers={"Retry-After": "1"})
 
     _declare_refusals(app)
 

@@ -52,7 +52,7 @@ def commit_checkpoint(store: Store, root: CheckpointRoot, job_id: str, attempt: 
     """
     location = root.location(job_id, attempt, step)
     _check_request(uri, location, step, attempt, manifest)
-    with store.session(durable=True) as s:  # on disk before any file retention lets go of is deleted
+    with store.session(durable=True, lock=True) as s:  # on disk before any file retention lets go of is deleted
         job, _ = repo.fenced_attempt(s, job_id, attempt)
         if not (root.owns(job_id, location) and root.has_manifest(location)):
             raise SpecError([{"field": "step", "message": (

@@ -20,6 +20,7 @@ from trainyard.data import manifest
 from trainyard.spec import SNAPSHOT_PATTERN, SpecError, version_number
 from trainyard.storage import BlobStore
 from trainyard.storage.blobs import BlobWriter
+from trainyard.store import Store, repo
 from trainyard.store.registry_tables import Dataset, DatasetVersion
 from trainyard.store.repo import NotFound
 from trainyard.store.tables import utcnow
@@ -117,20 +118,12 @@ def list_datasets(s: Session, project: str | None = None) -> list[tuple[Dataset,
     return out
 
 
-def create_version(
-    s: Session, blobs: BlobStore, name: str, project: str, files: list[dict[str, Any]],
-    source: str = "", description: str = "", actor: str = "",
-) -> tuple[DatasetVersion, bool]:
-    """Make NAME@vN from a manifest whose files are all stored; (version, created). An unchanged
-    manifest returns the latest version, not a new one."""
+def stored_entries(blobs: BlobStore, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The manifest's entries, checked, each with its content stored at the size it says."""
     try:
         entries = manifest.check(files)
     except manifest.ManifestError as exc:
         raise DatasetError(exc.field, str(exc)) from None
-    ds = s.get(Dataset, name, with_for_update=True)
-    if ds is not None and ds.project != project:
-        raise DatasetError("project", f"dataset {name} belongs to project {ds.project}; "
-                                      f"choose another name for a dataset of project {project}")
     for i, f in enumerate(entries):
         key = blob_key(f["sha256"])
         if not blobs.exists(key):
@@ -139,11 +132,34 @@ def create_version(
         if blobs.size(key) != f["bytes"]:
             raise DatasetError(f"files.{i}.bytes", f"{f['path']}: the stored content has "
                                f"{blobs.size(key)} bytes, the manifest says {f['bytes']}")
+    return entries
+
+
+def create_version(
+    store: Store, blobs: BlobStore, name: str, project: str, files: list[dict[str, Any]],
+    source: str = "", description: str = "", actor: str = "",
+) -> tuple[DatasetVersion, bool]:
+    """Make NAME@vN from a manifest whose files are all stored; (version, created). An unchanged
+    manifest returns the latest version, not a new one.
+
+    Creates of one name at once are serialised on the dataset's row, so each gets its own
+    answer: v1, then v2 for another manifest, or the same version with created=False. The
+    files are checked first, outside that lock: stored contents never change.
+    """
+    entries = stored_entries(blobs, files)
+    with store.session(lock=True) as s:
+        return _add_version(s, name, project, entries, source, description, actor)
+
+
+def _add_version(s: Session, name: str, project: str, entries: list[dict[str, Any]], source: str,
+                 description: str, actor: str) -> tuple[DatasetVersion, bool]:
+    repo.insert_absent(s, Dataset, dict(name=name, project=project, created_at=utcnow(), created_by=actor))
+    ds = s.scalars(select(Dataset).where(Dataset.name == name).with_for_update()
+                   .execution_options(populate_existing=True)).one()
+    if ds.project != project:
+        raise DatasetError("project", f"dataset {name} belongs to project {ds.project}; "
+                                      f"choose another name for a dataset of project {project}")
     snapshot_digest = manifest.digest(entries)
-    if ds is None:
-        ds = Dataset(name=name, project=project, created_at=utcnow(), created_by=actor)
-        s.add(ds)
-        s.flush()
     latest = versions_of(s, name)
     if latest and latest[0].digest == snapshot_digest:
         return latest[0], False

@@ -38,8 +38,8 @@ def add_event(s: Session, model: str, kind: str, reason: str, actor: str, versio
                      from_version=from_version, to_version=to_version, time=utcnow()))
 
 
-def get_model(s: Session, name: str) -> Model:
-    model = s.get(Model, name)
+def get_model(s: Session, name: str, lock: bool = False) -> Model:
+    model = s.get(Model, name, with_for_update=lock)
     if model is None:
         raise NotFound(f"no model {name!r}; declare one with `yard models create model.yaml`")
     return model
@@ -177,8 +177,10 @@ def check_tags(tags: dict[str, str]) -> dict[str, str]:
 
 def register(s: Session, model_name: str, run_id: str, checkpoint: str, description: str,
              tags: dict[str, str], actor: str) -> ModelVersion:
-    """A new version from a committed checkpoint of a job's run; PENDING evaluation if one is declared."""
-    model = get_model(s, model_name)
+    """A new version from a committed checkpoint of a job's run; PENDING evaluation if one is declared.
+    Registrations of one model at once are serialised on its row (a locked session), so each gets
+    its own version number."""
+    model = get_model(s, model_name, lock=True)
     try:
         job = repo.get_job(s, run_id)
     except NotFound:

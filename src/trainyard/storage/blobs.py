@@ -102,6 +102,14 @@ class BlobStore:
         """Where the blob lives, as a URL another process can open with fsspec."""
         return str(self.fs.unstrip_protocol(self.path(key)))
 
+    def key_of(self, uri: str) -> str:
+        """The key of a blob of this store by its URI (what `uri` returned); ValueError for a URI
+        outside the store's root, which nothing here may read or delete."""
+        root = str(self.fs.unstrip_protocol(self.root)).rstrip("/") + "/"
+        if not uri.startswith(root):
+            raise ValueError(f"{uri!r} is not a blob of the store at {root}")
+        return validate_key(uri[len(root):])
+
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self.path(key)))
 
@@ -157,6 +165,18 @@ class BlobStore:
         with self.fs.open(self.path(key), "rb") as f:
             while chunk := f.read(chunk_size):
                 yield chunk
+
+    def open_chunks(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        """The blob's chunks from a file opened now, so a missing blob raises FileNotFoundError here
+        rather than mid-stream (and a local blob deleted while it is read is still read whole)."""
+        f = self.fs.open(self.path(key), "rb")
+
+        def chunks() -> Iterator[bytes]:
+            with f:
+                while chunk := f.read(chunk_size):
+                    yield chunk
+
+        return chunks()
 
     def delete(self, key: str) -> None:
         path = self.path(key)

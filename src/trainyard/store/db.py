@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -50,6 +50,18 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "heads")  # features add their own branch off 0001; all are applied
 
 
+def write_lock(conn: Connection) -> None:
+    """Open the transaction holding the database's write lock, before its first read.
+
+    pysqlite starts a transaction only at the first INSERT, UPDATE or DELETE, so a check's SELECT
+    would run outside the write it guards; BEGIN IMMEDIATE takes SQLite's single write lock now
+    (waiting up to busy_timeout). PostgreSQL needs nothing here: the check locks its rows with
+    SELECT ... FOR UPDATE, which SQLite ignores.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class Store:
     """The database behind one server: an engine plus a session factory."""
 
@@ -60,20 +72,33 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self, durable: bool = False) -> Iterator[Session]:
+    def session(self, durable: bool = False, lock: bool = False) -> Iterator[Session]:
         """A unit of work: committed on success, rolled back on any error.
 
         `durable`: the commit is on disk when this returns, even across a power cut (SQLite:
         synchronous=FULL for this transaction). For records that files are deleted on the
         strength of, such as checkpoint commits and retention's marks. Other writes (metric
         batches above all) survive a crash of the server and skip the fsync per commit.
+        `lock`: the transaction holds the write lock from its start (`write_lock`), for a check
+        and the write it guards; its `info["locked"]` says so.
         """
         with self._sessions() as s, s.begin():
             if durable and self.engine.dialect.name == "sqlite":
                 conn = s.connection()
                 conn.exec_driver_sql("PRAGMA synchronous=FULL")  # before pysqlite's BEGIN, so it applies
                 conn.connection.info[_SYNC_FULL] = True  # the pool puts it back on check-in
+            if lock:
+                write_lock(s.connection())
+                s.info["locked"] = True
             yield s
+
+    @contextmanager
+    def connection(self, lock: bool = False) -> Iterator[Connection]:
+        """A Core connection in one transaction (the cheaper path for bulk writes); `lock` as in `session`."""
+        with self.engine.begin() as conn:
+            if lock:
+                write_lock(conn)
+            yield conn
 
     def close(self) -> None:
         self.engine.dispose()

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from trainyard.spec import AttemptState, CheckpointState, JobSpec, JobState, WorkerState
+from trainyard.store.base import Base
 from trainyard.store.tables import Attempt, Checkpoint, Event, Job, Worker, utcnow
 from trainyard.store.tracking_tables import LatestMetric
 
@@ -26,8 +28,20 @@ class NotFound(LookupError):
     pass
 
 
-class StaleAttemptError(Exception):
+class Conflict(Exception):
+    """A write the object's current state refuses (a 409 saying why and what to do instead)."""
+
+
+class StaleAttemptError(Conflict):
     """A write from an attempt that no longer owns its job (DESIGN.md, fencing)."""
+
+
+def insert_absent(s: Session, table: type[Base], values: dict[str, Any]) -> bool:
+    """INSERT the row unless one with its key exists (made by a concurrent request, say); True if
+    inserted. Then `s.get(..., with_for_update=True)` locks the row either way: on PostgreSQL a
+    lock on a row that does not exist yet would hold nothing back."""
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return s.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1  # type: ignore[attr-defined]
 
 
 def new_job_id(name: str) -> str:
@@ -92,8 +106,9 @@ def set_state(s: Session, job: Job, state: JobState, kind: str, reason: str) -> 
     add_event(s, job.id, kind, reason)
 
 
-def attempt_row(s: Session, job_id: str, number: int) -> Attempt | None:
-    return s.scalars(select(Attempt).where(Attempt.job_id == job_id, Attempt.number == number)).first()
+def attempt_row(s: Session, job_id: str, number: int, lock: bool = False) -> Attempt | None:
+    stmt = select(Attempt).where(Attempt.job_id == job_id, Attempt.number == number)
+    return s.scalars(stmt.with_for_update() if lock else stmt).first()
 
 
 def current_attempt(s: Session, job: Job) -> Attempt | None:
@@ -101,9 +116,17 @@ def current_attempt(s: Session, job: Job) -> Attempt | None:
 
 
 def fenced_attempt(s: Session, job_id: str, number: int) -> tuple[Job, Attempt]:
-    """The attempt if it still owns the job; else StaleAttemptError."""
-    job = get_job(s, job_id)
-    att = attempt_row(s, job_id, number)
+    """The attempt if it still owns the job; else StaleAttemptError.
+
+    The check and the caller's write are one transaction holding the job's and the attempt's
+    rows (Store.session(lock=True); FOR UPDATE on PostgreSQL), so the attempt cannot be
+    replaced between them.
+    """
+    if not s.info.get("locked"):
+        raise RuntimeError("a fenced write needs its check in the same locked transaction: "
+                           "open it with Store.session(lock=True)")
+    job = get_job(s, job_id, lock=True)
+    att = attempt_row(s, job_id, number, lock=True)
     if att is None or job.attempt != number or not AttemptState(att.state).owns_job:
         why = f"attempt {number} of job {job_id} is no longer current"
         why += f" (current attempt {job.attempt}, job {job.state})"

@@ -1,12 +1,16 @@
 """Artifacts: files under a run. Bytes go to the blob store; the store keeps path, URI, size, sha256.
 
-The row is written only after the blob is complete and moved into place, so a listed
-artifact always has all its bytes; an interrupted upload leaves neither.
+Each upload is written to a blob of its own (a key with a fresh upload id), moved into place
+when complete, and only then recorded: the row points at exactly the bytes its size and
+sha256 describe, and a download serves the row's own blob. Two uploads of one path at once
+never share a file; the last one recorded wins whole. The blob a row stops pointing at is
+deleted after that change commits, never before. An interrupted upload leaves nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+import secrets
+from collections.abc import AsyncIterable, Iterator
 
 from anyio import to_thread
 from sqlalchemy import select
@@ -14,50 +18,76 @@ from sqlalchemy.orm import Session
 
 from trainyard.storage import BlobStore
 from trainyard.storage.blobs import StoredBlob, validate_key
-from trainyard.store import Store
+from trainyard.store import Store, repo
 from trainyard.store.repo import NotFound
 from trainyard.store.tables import utcnow
 from trainyard.store.tracking_tables import RunArtifact
 from trainyard.tracking.runs import RunError, get_run
 
 MAX_PATH = 1000
+READ_TRIES = 5
 
 
-def blob_key(run_id: str, path: str) -> str:
-    """The blob key of an artifact; RunError (422 on `path`) for paths that could escape the run."""
+def check_path(path: str) -> str:
+    """The artifact path; RunError (422 on `path`) for paths that could escape the run."""
     if len(path) > MAX_PATH:
         raise RunError("path", f"at most {MAX_PATH} characters")
     try:
-        validate_key(path)
+        return validate_key(path)
     except ValueError:
         raise RunError("path", f"{path!r} is not a relative path inside the run: no leading '/', "
                                "no '..' or '.' parts, no empty parts, no backslashes") from None
-    return f"runs/{run_id}/artifacts/{path}"
 
 
-def record(s: Session, run_id: str, path: str, uri: str, nbytes: int, sha256: str) -> RunArtifact:
-    row = s.get(RunArtifact, (run_id, path))
-    if row is None:
-        row = RunArtifact(run_id=run_id, path=path)
-        s.add(row)
-    row.uri, row.bytes, row.sha256, row.created_at = uri, nbytes, sha256, utcnow()
-    return row
+def upload_key(run_id: str) -> str:
+    """The blob key of one upload: unique to it, so no other upload (of this path or another) writes there."""
+    return f"runs/{run_id}/uploads/{secrets.token_hex(8)}"
+
+
+def record(s: Session, run_id: str, path: str, blob: StoredBlob) -> tuple[RunArtifact, str | None]:
+    """Point the run's `path` at `blob`: (the row, the URI it pointed at before, if another)."""
+    now = utcnow()
+    inserted = repo.insert_absent(s, RunArtifact, dict(run_id=run_id, path=path, uri=blob.uri, bytes=blob.bytes,
+                                                       sha256=blob.sha256, created_at=now))
+    row = s.scalars(select(RunArtifact).where(RunArtifact.run_id == run_id, RunArtifact.path == path)
+                    .with_for_update().execution_options(populate_existing=True)).one()
+    replaced = None if inserted or row.uri == blob.uri else row.uri
+    row.uri, row.bytes, row.sha256, row.created_at = blob.uri, blob.bytes, blob.sha256, now
+    return row, replaced
+
+
+def _delete_blob(blobs: BlobStore, uri: str) -> None:
+    """Delete a blob no row points at any more; a URI outside the store is never touched."""
+    try:
+        key = blobs.key_of(uri)
+    except ValueError:
+        return
+    blobs.delete(key)
 
 
 async def upload(store: Store, blobs: BlobStore, run_id: str, path: str, body: AsyncIterable[bytes]) -> RunArtifact:
     """Stream a file into the run's artifacts at `path`; recorded once all its bytes are in place."""
-    key = blob_key(run_id, path)
+    check_path(path)
+    key = upload_key(run_id)
 
     def check_run() -> None:
         with store.session() as s:
             get_run(s, run_id)
 
-    def save(blob: StoredBlob) -> RunArtifact:
-        with store.session() as s:
-            return record(s, run_id, path, blob.uri, blob.bytes, blob.sha256)
+    def save(blob: StoredBlob) -> tuple[RunArtifact, str | None]:
+        with store.session(lock=True) as s:
+            return record(s, run_id, path, blob)
 
     await to_thread.run_sync(check_run)
-    return await to_thread.run_sync(save, await blobs.put_async_stream(key, body))
+    blob = await blobs.put_async_stream(key, body)
+    try:
+        row, replaced = await to_thread.run_sync(save, blob)
+    except BaseException:
+        await to_thread.run_sync(blobs.delete, key)  # never recorded, so never served
+        raise
+    if replaced is not None:
+        await to_thread.run_sync(_delete_blob, blobs, replaced)
+    return row
 
 
 def list_artifacts(s: Session, run_id: str, prefix: str = "") -> list[RunArtifact]:
@@ -73,3 +103,25 @@ def get_artifact(s: Session, run_id: str, path: str) -> RunArtifact:
         raise NotFound(f"run {run_id} has no artifact {path!r}; "
                        f"list them with `yard runs artifacts {run_id}`")
     return row
+
+
+def open_artifact(store: Store, blobs: BlobStore, run_id: str, path: str) -> tuple[RunArtifact, Iterator[bytes]]:
+    """The artifact's row and the bytes of the very blob it points at, opened before any is sent.
+
+    An upload of the same path may replace the row and delete the blob it pointed at between
+    the read of the row and the open: the row is then read again.
+    """
+    check_path(path)
+    for _ in range(READ_TRIES):
+        with store.session() as s:
+            row = get_artifact(s, run_id, path)
+        try:
+            key = blobs.key_of(row.uri)
+        except ValueError:
+            break
+        try:
+            return row, blobs.open_chunks(key)
+        except FileNotFoundError:
+            continue
+    raise NotFound(f"the blob of artifact {path!r} of run {run_id} is missing from the blob store; "
+                   "upload the file again")

@@ -22,7 +22,7 @@ import orjson
 
 from trainyard.spec import SpecError
 from trainyard.store import Store, repo
-from trainyard.tracking.runs import run_exists
+from trainyard.tracking.runs import check_writable
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"
@@ -75,24 +75,18 @@ class Columns(NamedTuple):
 
 
 class RunPoints:
-    """Writes batches to runs for one store: the hot path, so one Core transaction per batch, off the ORM.
-
-    A run known to exist is remembered (runs are never deleted): a steady stream of batches
-    is not slowed by asking again.
-    """
+    """Writes batches to client runs for one store: the hot path, so one Core transaction per batch,
+    off the ORM. The batch is refused (Conflict, a 409) for a job's run, whose metrics come only
+    from its current attempt, and for a finished run; that check is in the write's own locked
+    transaction, so a run cannot end between them."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._known: set[str] = set()
 
     def write(self, run_id: str, batch: Columns) -> int:
         """Append a validated batch to the run, all or nothing; NotFound if there is no such run."""
-        if run_id not in self._known:
-            with self.store.session() as s:
-                if not run_exists(s, run_id):
-                    raise repo.NotFound(f"no run {run_id!r}; create one with POST /v1/runs")
-            self._known.add(run_id)
-        with self.store.engine.begin() as conn:
+        with self.store.connection(lock=True) as conn:
+            check_writable(conn, run_id, "metrics")
             return repo.insert_metric_columns(conn, run_id, *batch)
 
 

@@ -4,6 +4,12 @@ A job's run is made from the job on first sight (`ensure_job_runs`): its name,
 project and experiment, its hyperparameters as params and its labels as tags;
 its state is always the job's. A client run (POST /v1/runs, `trainyard.init()`
 pointed at a server) has its own state, changed by its owner, with an event each time.
+
+Who writes what (DESIGN.md, fencing): a job's metrics come only from its current attempt,
+through the attempt's own route, and its params are its hyperparameters, so the run routes
+refuse both for a job's run (409). A finished run's metrics and params are read-only (409).
+Tags are people's annotations (MLflow's too): any run takes them, finished or not; nothing
+that decides (gates, sweeps, retention) reads them.
 """
 
 from __future__ import annotations
@@ -14,12 +20,12 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.orm import Session
 
 from trainyard.spec import JobState, SpecError, bounded_document
 from trainyard.store import repo
-from trainyard.store.repo import NotFound
+from trainyard.store.repo import Conflict, NotFound
 from trainyard.store.tables import Event, Job, utcnow
 from trainyard.store.tracking_tables import Run, RunEvent, RunParam, RunTag
 
@@ -136,19 +142,43 @@ def ensure_job_runs(s: Session, job_ids: Iterable[str] | None = None) -> int:
     return made
 
 
-def get_run(s: Session, run_id: str) -> Run:
-    run = s.get(Run, run_id)
+def get_run(s: Session, run_id: str, lock: bool = False) -> Run:
+    """The run; `lock` holds its row (PostgreSQL) for a check of its state and the write it guards."""
+    run = s.get(Run, run_id, with_for_update=lock)
     if run is None and ensure_job_runs(s, [run_id]):
-        run = s.get(Run, run_id)
+        run = s.get(Run, run_id, with_for_update=lock)
     if run is None:
         raise NotFound(f"no run {run_id!r}; list runs with `yard runs list`")
     return run
 
 
 def run_exists(s: Session, run_id: str) -> bool:
-    """Cheap check for the ingestion path: a run row, or a job whose run is not made yet."""
+    """Cheap check for the metric paths: a run row, or a job whose run is not made yet."""
     return (s.scalar(select(Run.id).where(Run.id == run_id)) is not None
             or s.scalar(select(Job.id).where(Job.id == run_id)) is not None)
+
+
+_JOB_WRITES = {
+    "metrics": "its metrics come only from the job's current attempt, whose ranks send them to "
+               "POST /v1/training-jobs/{id}/attempts/{{attempt}}/metrics",
+    "params": "its params are the job's hyperparameters, fixed when it was submitted",
+}
+
+
+def check_writable(db: Session | Connection, run_id: str, what: str) -> None:
+    """Refuse (Conflict) a write of `what` ("metrics" or "params") through the run routes to a job's
+    run or a finished run; NotFound if there is no such run. Cheap (one indexed read) for the
+    ingestion path; the run's row is held for share (PostgreSQL) so it cannot end meanwhile."""
+    row = db.execute(select(Run.source, Run.state).where(Run.id == run_id).with_for_update(read=True)).first()
+    if row is None and db.scalar(select(Job.id).where(Job.id == run_id)) is None:
+        raise NotFound(f"no run {run_id!r}; create one with POST /v1/runs")
+    source, state = row if row is not None else ("job", None)
+    if source == "job":
+        raise Conflict(f"run {run_id} is job {run_id}'s run: {_JOB_WRITES[what].format(id=run_id)}; "
+                       f"the run routes do not write a job's {what}")
+    if state != JobState.RUNNING:
+        raise Conflict(f"run {run_id} ended as {state}: a finished run is read-only, so its {what} "
+                       "cannot change; log them to a new run")
 
 
 def run_state(s: Session, run: Run) -> str:
@@ -160,21 +190,22 @@ def run_state(s: Session, run: Run) -> str:
 def end_run(s: Session, run: Run, state: str, reason: str | None = None) -> None:
     """Close a client run as SUCCEEDED, FAILED or CANCELLED (a job's run follows its job)."""
     if run.source == "job":
-        raise RunError("state", f"run {run.id} is job {run.id}'s run and follows its state; "
-                                f"stop the job with `yard cancel {run.id}`")
+        raise Conflict(f"run {run.id} is job {run.id}'s run and follows its state; "
+                       f"stop the job with `yard cancel {run.id}`")
     if state not in CLIENT_END_STATES:
         raise RunError("state", f"{state!r} is not an end state; use one of "
                                 f"{', '.join(s.value for s in CLIENT_END_STATES)}")
     if run.state == state:
         return
     if run.state != JobState.RUNNING:
-        raise RunError("state", f"run {run.id} already ended as {run.state}")
+        raise Conflict(f"run {run.id} already ended as {run.state}; a finished run is read-only")
     run.state, run.ended_at = state, utcnow()
     s.add(RunEvent(run_id=run.id, kind=state.lower(), reason=reason or f"run ended as {state} by its client"))
 
 
 def log_params(s: Session, run: Run, params: Mapping[str, Any]) -> None:
     """Add params. A param is fixed once logged: the same value again is fine, a new one is refused."""
+    check_writable(s, run.id, "params")
     flat = _flat_params(params)
     have = {p.key: p for p in s.scalars(select(RunParam).where(RunParam.run_id == run.id,
                                                                 RunParam.key.in_(list(flat))))}

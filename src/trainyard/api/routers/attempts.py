@@ -18,12 +18,12 @@ router = APIRouter(prefix="/v1/training-jobs/{job_id}/attempts/{attempt}", tags=
 @router.post("/heartbeat")
 def heartbeat(job_id: str, attempt: AttemptNumber, body: HeartbeatRequest,
               platform: Platform = Depends(get_platform)) -> dict:
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:
         return ranks.heartbeat(s, job_id, attempt, body.rank, body.host, body.pid, body.step)
 
 
 def _write_metrics(platform: Platform, job_id: str, attempt: AttemptNumber, batch: ingest.Columns) -> int:
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:
         return ranks.metrics(s, job_id, attempt, *batch)
 
 
@@ -52,7 +52,7 @@ def commit_checkpoint(job_id: str, attempt: AttemptNumber, body: CommitRequest,
 @router.post("/checkpoints/{step}/corrupt")
 def report_corrupt(job_id: str, attempt: AttemptNumber, step: CheckpointStep, body: CorruptReport,
                    platform: Platform = Depends(get_platform)) -> dict:
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:
         ranks.report_corrupt(s, job_id, attempt, step, body.reason)
     return {"recorded": True}
 
@@ -60,6 +60,6 @@ def report_corrupt(job_id: str, attempt: AttemptNumber, step: CheckpointStep, bo
 @router.post("/events", status_code=201)
 def event(job_id: str, attempt: AttemptNumber, body: EventRequest,
           platform: Platform = Depends(get_platform)) -> dict:
-    with platform.store.session() as s:
+    with platform.store.session(lock=True) as s:
         ranks.event(s, job_id, attempt, body.kind, body.reason)
     return {"recorded": True}

@@ -101,11 +101,10 @@ async def upload_blob(sha256: str, request: Request, platform: Platform = Depend
 def create_snapshot(body: CreateSnapshot, platform: Platform = Depends(get_platform),
                     who: str = Depends(actor)) -> CreatedSnapshot:
     """Make NAME@vN from a manifest whose files are all stored (or return the unchanged latest)."""
-    with platform.store.session() as s:
-        row, created = snapshots.create_version(
-            s, platform.blobs, body.name, body.project, [f.model_dump() for f in body.files],
-            body.source, body.description, who)
-        return CreatedSnapshot(**_view(row, body.project), created=created)
+    row, created = snapshots.create_version(
+        platform.store, platform.blobs, body.name, body.project, [f.model_dump() for f in body.files],
+        body.source, body.description, who)
+    return CreatedSnapshot(**_view(row, body.project), created=created)
 
 
 @router.get("/v1/datasets")
