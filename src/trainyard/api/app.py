@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from trainyard.api import errors
+from trainyard.api import errors, limits
 from trainyard.api.platform import Platform
 from trainyard.api.routers import attempts, code, datasets, jobs, lineage, models, runs, sweeps, teams
 from trainyard.config import ServerConfig
@@ -34,6 +34,7 @@ def create_app(config: ServerConfig | None = None, run_loop: bool = True) -> Fas
     )
     app.state.platform = platform
     errors.install(app)
+    limits.install(app)
     app.include_router(jobs.router)
     app.include_router(attempts.router)
     app.include_router(code.router)
@@ -45,7 +46,7 @@ def create_app(config: ServerConfig | None = None, run_loop: bool = True) -> Fas
     app.include_router(lineage.router)
 
     @app.get("/healthz", tags=["server"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # on the event loop itself: it answers while the loop does
         return {"status": "ok"}
 
     return app
