@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,9 @@ def create_app(config: ServerConfig | None = None, run_loop: bool = True) -> Fas
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if run_loop:
             platform.loop.start()
+        # What start-up made lives as long as the server: out of the collector's sight, a full
+        # collection (which a burst of requests can trigger) scans only what came after.
+        gc.freeze()
         try:
             yield
         finally:
