@@ -8,6 +8,7 @@ caps in a worker thread of its own, and stored under its digest only if it passe
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from trainyard.api.limits import run_heavy, stream_body
 from trainyard.api.platform import Platform, get_platform
@@ -19,6 +20,9 @@ router = APIRouter(prefix="/v1/code-archives", tags=["code"])
 @router.post("", status_code=201, openapi_extra={"requestBody": {"required": True, "content": {
     "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
 async def upload_code(request: Request, platform: Platform = Depends(get_platform)) -> dict[str, str]:
-    with ArchiveUpload(platform.config.home / "tmp") as upload:
+    upload = ArchiveUpload(platform.config.home / "tmp")
+    try:
         await stream_body(request, upload.write)
         return {"digest": await run_heavy(upload.store, platform.blobs)}
+    finally:  # freeing up to 200 MiB of disk blocks can take a while: not on the event loop
+        await run_in_threadpool(upload.close)
