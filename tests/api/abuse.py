@@ -6,8 +6,10 @@ or an 8 GiB gzip bomb costs this process a few MiB, and the server's memory is w
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from typing import IO
 
 import psutil
 
@@ -52,13 +55,18 @@ def tar_header(name: str, size: int, kind: bytes = tarfile.REGTYPE, fmt: int = t
 def gzip_bomb(inflated: int, name: str = "weights.bin", kind: bytes = tarfile.REGTYPE,
               fmt: int = tarfile.PAX_FORMAT, piece: int = 64 * MiB) -> Iterator[bytes]:
     """A tar.gz with one member of `inflated` zero bytes, as concatenated gzip members: 64 MiB of
-    zeros compresses to ~64 KiB once and is sent again and again (8 GiB is ~8 MiB on the wire)."""
-    yield gzip.compress(tar_header(name, inflated, kind, fmt))
-    zeros = gzip.compress(bytes(piece))
+    zeros compresses to ~64 KiB once and is sent again and again (8 GiB is ~8 MiB on the wire).
+    Its parts are made here, so sending it costs this process next to nothing."""
+    head = gzip.compress(tar_header(name, inflated, kind, fmt))
     full, rest = divmod(inflated, piece)
-    for _ in range(full):
-        yield zeros
-    yield gzip.compress(bytes(rest + (-inflated % 512) + 1024))  # the member's padding, end of archive
+    zeros = _compressed_zeros(piece)
+    tail = gzip.compress(bytes(rest + (-inflated % 512) + 1024))  # the member's padding, end of archive
+    return itertools.chain([head], itertools.repeat(zeros, full), [tail])
+
+
+@functools.cache
+def _compressed_zeros(n: int) -> bytes:  # made once: the test's own CPU stays out of the measurement
+    return gzip.compress(bytes(n))
 
 
 def many_members(count: int) -> bytes:
@@ -81,45 +89,55 @@ def code_archive(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-# A process of its own, so that the test's own work (making bodies) never delays a probe.
+# Each probe is a process of its own, so that the test's own work (making bodies) never delays it.
 _PROBE = """
 import sys, time, httpx
 url, every = sys.argv[1], float(sys.argv[2])
 with httpx.Client(timeout=60) as http:
     while True:
-        t0 = time.perf_counter()
+        start, t0 = time.monotonic(), time.perf_counter()
         status = http.get(url).status_code
-        print(time.monotonic(), time.perf_counter() - t0, status, flush=True)
+        print(start, time.perf_counter() - t0, status, flush=True)
         time.sleep(every)
 """
+PROBES = 2
 
 
 class Watch:
-    """Samples the server's RSS (a thread) and the latency of `/healthz` (a process) while a block runs."""
+    """Samples the server's RSS (a thread) and the latency of `/healthz` (two probe processes) while a
+    block runs.
+
+    A stall of the event loop holds up every request in flight, so it shows as answers of both
+    probes late at once; one late answer while the other probe's come back in time is the machine
+    scheduling that probe (this suite runs on small shared machines), not the server.
+    """
 
     def __init__(self, pid: int, url: str, every_s: float = 0.05):
         self.process = psutil.Process(pid)
         self.url = url
         self.every_s = every_s
         self.start_rss = self.peak_rss = 0
-        self.healthz: list[tuple[float, float, int]] = []  # (monotonic time, seconds, status)
+        self.healthz: list[tuple[int, float, float, int]] = []  # (probe, monotonic start, seconds, status)
         self._done = threading.Event()
         self._sampler = threading.Thread(target=self._sample_rss, daemon=True)
-        self._probe: subprocess.Popen[bytes] | None = None
-        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - the probe writes here until __exit__
+        self._probes: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+        self._began = 0.0
 
     def _sample_rss(self) -> None:
         while not self._done.is_set():
             self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
             time.sleep(0.01)
 
-    @property
-    def healthz_s(self) -> list[float]:
-        return [s for _, s, _ in self.healthz]
+    def stalls(self, threshold_s: float = 0.1) -> list[tuple[float, float]]:
+        """(start, seconds) of each answer of probe 0 that took `threshold_s` or more while probe 1
+        was also waiting that long: together for at least `threshold_s - every_s` (each probe
+        waits up to every_s to send its next request)."""
+        def late(probe: int) -> list[tuple[float, float]]:
+            return [(t, t + s) for p, t, s, _ in self.healthz if p == probe and s >= threshold_s]
 
-    @property
-    def worst_healthz_s(self) -> float:
-        return max(self.healthz_s)
+        others = late(1)
+        return [(a0, a1 - a0) for a0, a1 in late(0)
+                if any(min(a1, b1) - max(a0, b0) >= threshold_s - self.every_s for b0, b1 in others)]
 
     @property
     def rss_growth(self) -> int:
@@ -129,22 +147,28 @@ class Watch:
     def __enter__(self) -> Watch:
         self.start_rss = self.peak_rss = self.process.memory_info().rss
         self._sampler.start()
-        self._probe = subprocess.Popen([sys.executable, "-c", _PROBE, f"{self.url}/healthz", str(self.every_s)],
-                                       stdout=self._out)
+        for _ in range(PROBES):
+            out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+            cmd = [sys.executable, "-c", _PROBE, f"{self.url}/healthz", str(self.every_s)]
+            self._probes.append((subprocess.Popen(cmd, stdout=out), out))
+            time.sleep(self.every_s / PROBES)  # staggered
         deadline = time.monotonic() + 30
-        while not os.fstat(self._out.fileno()).st_size and time.monotonic() < deadline:
-            time.sleep(0.05)  # until its first answer: the probe is running
+        while time.monotonic() < deadline and not all(os.fstat(o.fileno()).st_size for _, o in self._probes):
+            time.sleep(0.05)  # until each has answered once: the probes are running
+        self._began = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._sampler.join(60)
-        assert self._probe is not None
-        self._probe.terminate()
-        self._probe.wait(30)
-        self._out.seek(0)
-        for line in self._out.read().decode().splitlines():
-            if len(fields := line.split()) == 3:  # the last line may be cut short by terminate()
-                self.healthz.append((float(fields[0]), float(fields[1]), int(fields[2])))
-        self._out.close()
-        assert self.healthz and all(status == 200 for _, _, status in self.healthz)
+        for n, (probe, out) in enumerate(self._probes):
+            probe.terminate()
+            probe.wait(30)
+            out.seek(0)
+            for line in out.read().decode().splitlines():
+                if len(fields := line.split()) == 3:  # the last line may be cut short by terminate()
+                    start, seconds, status = float(fields[0]), float(fields[1]), int(fields[2])
+                    if start >= self._began:  # the first answers (a new connection) are warm-up
+                        self.healthz.append((n, start, seconds, status))
+            out.close()
+        assert self.healthz and all(status == 200 for *_, status in self.healthz)
