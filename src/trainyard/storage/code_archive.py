@@ -12,13 +12,14 @@ import gzip
 import hashlib
 import io
 import os
+import posixpath
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -137,14 +138,18 @@ class _BoundedTarInfo(tarfile.TarInfo):
         raise ArchiveError(f"{self.name!r} is a sparse file; archive code files as they are")
 
 
+_OUTSIDE = "every member must stay inside the code directory"
+
+
 @dataclass
 class _Tally:
     limits: ArchiveLimits
     members: int = 0
     inflated: int = 0
+    links: set[str] = field(default_factory=set)  # symbolic links seen so far, as normalised paths
 
-    def admit(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-        """The member as it may be written under `dest`, or ArchiveError naming the cap it passes."""
+    def count(self, member: tarfile.TarInfo) -> None:
+        """ArchiveError if this member passes a cap or is neither a file, a directory nor a link."""
         limits = self.limits
         self.members += 1
         if self.members > limits.max_members:
@@ -162,10 +167,33 @@ class _Tally:
                                              or member.islnk()):
             raise ArchiveError(f"{member.name!r} is not a file, a directory or a link; a code archive "
                                "holds only those")
+
+    def check_path(self, member: tarfile.TarInfo) -> None:
+        """What tarfile's data filter refuses, by path arithmetic alone: a check unpacks nothing, so
+        there is nothing on disk to resolve (and 20,000 realpath calls would cost seconds)."""
+        name = posixpath.normpath(member.name)
+        parts = name.split("/")
+        if parts[0] == "..":
+            raise ArchiveError(f"{member.name!r} would be written outside the code directory; {_OUTSIDE}")
+        through = next((p for i in range(1, len(parts)) if (p := "/".join(parts[:i])) in self.links), None)
+        if through is not None:
+            raise ArchiveError(f"{member.name!r} would be written through the link {through!r}; {_OUTSIDE}")
+        if member.issym() or member.islnk():
+            base = posixpath.dirname(name) if member.issym() else ""
+            target = posixpath.normpath(posixpath.join(base, member.linkname))
+            if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
+                raise ArchiveError(f"{member.name!r} links to {member.linkname!r}, outside the code "
+                                   f"directory; {_OUTSIDE}")
+            if member.issym():
+                self.links.add(name)
+
+    def admit(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        """tarfile's extraction filter: the member as it may be written under `dest`, or ArchiveError."""
+        self.count(member)
         try:
             return tarfile.data_filter(member, dest)
         except tarfile.FilterError as exc:
-            raise ArchiveError(f"{exc}; every member must stay inside the code directory") from None
+            raise ArchiveError(f"{exc}; {_OUTSIDE}") from None
 
 
 def _members(fileobj: IO[bytes], limits: ArchiveLimits) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
@@ -191,7 +219,8 @@ def check_archive(fileobj: IO[bytes], limits: ArchiveLimits = DEFAULT_LIMITS) ->
     """
     tally = _Tally(limits)
     for tar, member in _members(fileobj, limits):
-        tally.admit(member, "/code")
+        tally.count(member)
+        tally.check_path(member)
         tar.members.clear()  # nothing is extracted, so no member is looked up again
     return tally.members
 
