@@ -47,7 +47,7 @@ def test_a_job_whose_launch_raises_fails_alone_and_healthy_jobs_launch_once(serv
     client = server.client()
     bad = final(client, poison.json()["id"])
     assert bad["state"] == "FAILED"
-    assert "its inputs could not be prepared" in bad["reason"] and "ReadError" in bad["reason"]
+    assert "its inputs could not be prepared" in bad["reason"] and "not a tar.gz archive" in bad["reason"]
     assert bad["attempt"] == 1  # not restarted: every attempt would read the same archive
     for job_id in healthy:
         job = final(client, job_id)

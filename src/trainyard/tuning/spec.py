@@ -17,6 +17,7 @@ parallelism: 4
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -96,20 +97,52 @@ class SweepSpec(_Strict):
     def budget(self) -> int:
         """How many trials the sweep runs in all: max_trials, or the whole grid (whichever is less)."""
         if self.sampler == "grid":
-            size = math.prod(len(v) for v in self.grid().values())
+            size = math.prod(grid_size(p) for p in self.search.values())
             return min(size, self.max_trials or size)
         assert self.max_trials is not None
         return self.max_trials
 
 
 def grid_values(p: Param) -> list[Any]:
+    """Every value of one parameter; only for parameters whose grid_size was checked first."""
     if isinstance(p, CategoricalParam):
         return list(p.values)
     if isinstance(p, IntParam):
         return list(range(p.low, p.high + 1, p.step))
     assert p.step is not None
-    n = int(math.floor((p.high - p.low) / p.step + 1e-9))
-    return [round(p.low + i * p.step, 12) for i in range(n + 1)]
+    return [round(p.low + i * p.step, 12) for i in range(grid_size(p))]
+
+
+def grid_size(p: Param) -> int:
+    """How many values grid_values(p) makes, by arithmetic alone (a float range can be ~1e600 wide)."""
+    if isinstance(p, CategoricalParam):
+        return len(p.values)
+    if isinstance(p, IntParam):
+        return len(range(p.low, p.high + 1, p.step))
+    assert p.step is not None
+    steps = (p.high - p.low) / p.step + 1e-9
+    if not math.isfinite(steps):  # past a float's range: count exactly
+        return int((Fraction(p.high) - Fraction(p.low)) / Fraction(p.step)) + 1
+    return int(math.floor(steps)) + 1
+
+
+def _count(n: int) -> str:
+    return str(n) if n < 10**12 else f"about 10^{len(str(n)) - 1}"
+
+
+def _grid_errors(space: dict[str, Param]) -> list[dict[str, str]]:
+    """The grid's size from its parameters' sizes, before any value is made: no point is built
+    for a grid too big to run."""
+    sizes = {name: grid_size(p) for name, p in space.items()}
+    too_big = [name for name, n in sizes.items() if n > MAX_GRID]
+    if too_big:
+        return [{"field": f"search.{name}", "message": f"{_count(sizes[name])} values in one parameter; a grid "
+                 f"has at most {MAX_GRID} points: raise its step or narrow its range"} for name in too_big]
+    size = math.prod(sizes.values())
+    if size > MAX_GRID:
+        return [{"field": "search", "message": f"the grid has {_count(size)} points (more than {MAX_GRID}); "
+                 "coarsen the steps"}]
+    return []
 
 
 def _param_errors(name: str, p: Param, sampler: str) -> list[dict[str, str]]:
@@ -118,6 +151,9 @@ def _param_errors(name: str, p: Param, sampler: str) -> list[dict[str, str]]:
     if isinstance(p, CategoricalParam):
         if not p.values:
             errors.append({"field": f"{at}.values", "message": "give at least one value to choose from"})
+        return errors
+    if not (math.isfinite(p.low) and math.isfinite(p.high)):
+        errors.append({"field": f"{at}.low", "message": "low and high must be finite numbers"})
         return errors
     if p.low > p.high:
         errors.append({"field": f"{at}.low", "message":
@@ -201,10 +237,7 @@ def parse_sweep_spec(data: Any) -> SweepSpec:
                    if e["field"] not in taken and not e["field"].startswith(("search.", "job."))]
         spec = None
     if spec is not None and not errors and spec.sampler == "grid":
-        size = math.prod(len(grid_values(p)) for p in spec.search.values())
-        if size > MAX_GRID:
-            errors.append({"field": "search", "message":
-                           f"the grid has {size} points (more than {MAX_GRID}); coarsen the steps"})
+        errors += _grid_errors(spec.search)
     if errors or spec is None:
         raise SpecError(errors)
     return spec

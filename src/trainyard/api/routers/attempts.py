@@ -22,7 +22,8 @@ def heartbeat(job_id: str, attempt: AttemptNumber, body: HeartbeatRequest,
         return ranks.heartbeat(s, job_id, attempt, body.rank, body.host, body.pid, body.step)
 
 
-def _write_metrics(platform: Platform, job_id: str, attempt: AttemptNumber, batch: ingest.Columns) -> int:
+def _write_metrics(platform: Platform, job_id: str, attempt: int, body: bytes, content_type: str | None) -> int:
+    batch = ingest.columns(ingest.decode(body, content_type))
     with platform.store.session(lock=True) as s:
         return ranks.metrics(s, job_id, attempt, *batch)
 
@@ -32,12 +33,12 @@ def _write_metrics(platform: Platform, job_id: str, attempt: AttemptNumber, batc
     ingest.MSGPACK: {"schema": {"type": "string", "format": "binary"}}}}})
 async def metrics(job_id: str, attempt: AttemptNumber, request: Request) -> Response:
     """A rank's metric batch (JSON or MessagePack), bulk-written like POST /v1/runs/{id}/metrics."""
-    try:
-        doc = ingest.decode(await request.body(), request.headers.get("content-type"))
+    body, content_type = await request.body(), request.headers.get("content-type")
+    try:  # decoding is CPU work: off the event loop, with the write
+        n = await run_in_threadpool(_write_metrics, request.app.state.platform, job_id, attempt, body,
+                                    content_type)
     except ingest.UnsupportedEncoding as exc:
         return JSONResponse({"detail": str(exc)}, status_code=415)
-    batch = ingest.columns(doc)
-    n = await run_in_threadpool(_write_metrics, request.app.state.platform, job_id, attempt, batch)
     return Response(b'{"accepted":%d}' % n, media_type="application/json")
 
 

@@ -1,28 +1,28 @@
-"""Code archives: content-addressed tar.gz snapshots of a job's code directory."""
+"""Code archives: content-addressed tar.gz snapshots of a job's code directory.
+
+The body streams to a temporary file while it is hashed (its size is capped while it streams,
+by api/limits.py); the archive is then read back as a stream under the inflation and member
+caps in a worker thread of its own, and stored under its digest only if it passes.
+"""
 
 from __future__ import annotations
 
-import gzip
-import io
-import tarfile
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-
+from trainyard.api.limits import run_heavy, stream_body
 from trainyard.api.platform import Platform, get_platform
-from trainyard.storage.code_archive import MAX_ARCHIVE_BYTES, store_archive
+from trainyard.storage.code_archive import ArchiveUpload
 
 router = APIRouter(prefix="/v1/code-archives", tags=["code"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, openapi_extra={"requestBody": {"required": True, "content": {
+    "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
 async def upload_code(request: Request, platform: Platform = Depends(get_platform)) -> dict[str, str]:
-    data = await request.body()
-    if len(data) > MAX_ARCHIVE_BYTES:
-        raise HTTPException(413, f"code archive is over {MAX_ARCHIVE_BYTES >> 20} MiB")
+    upload = ArchiveUpload(platform.config.home / "tmp")
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            tar.getmembers()
-    except (tarfile.TarError, gzip.BadGzipFile, EOFError) as exc:
-        raise HTTPException(422, f"body is not a tar.gz archive: {exc}") from None
-    digest = store_archive(platform.blobs, data)
-    return {"digest": digest}
+        await stream_body(request, upload.write)
+        return {"digest": await run_heavy(upload.store, platform.blobs)}
+    finally:  # freeing up to 200 MiB of disk blocks can take a while: not on the event loop
+        await run_in_threadpool(upload.close)
