@@ -9,6 +9,7 @@ the loop if one runs, before uvicorn hands a SIGTERM back to the process.
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,9 @@ def create_app(platform: Platform) -> FastAPI:
         # What start-up made lives as long as the server: out of the collector's sight, a full
         # collection (which a burst of requests can trigger) scans only what came after.
         gc.freeze()
+        # Checks and hashing run in threads next to the event loop: hand the GIL over every 1 ms,
+        # not 5, so that a CPU-bound thread adds less to each request's waits (p99 under abuse).
+        sys.setswitchinterval(0.001)
         try:
             yield
         finally:

@@ -31,8 +31,8 @@ from trainyard.storage.code_archive import MAX_ARCHIVE_BYTES
 MiB = 1 << 20
 GiB = 1 << 30
 T = TypeVar("T")
-# Checking archives takes seconds of CPU each: a few at a time, in threads of their own, so that a
-# flood of them never takes the worker threads that heartbeats and every sync route run in.
+# Checking an archive can take seconds of CPU: two at a time, counted apart from the thread limiter
+# that heartbeats and every sync route wait on, so that a flood of archives never holds those up.
 HEAVY_WORK = CapacityLimiter(2)
 
 
