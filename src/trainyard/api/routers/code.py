@@ -18,7 +18,8 @@ router = APIRouter(prefix="/v1/code-archives", tags=["code"])
 
 
 @router.post("", status_code=201, openapi_extra={"requestBody": {"required": True, "content": {
-    "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                            "description": "A tar.gz archive (any content type is read as one)."}}}}})
 async def upload_code(request: Request, platform: Platform = Depends(get_platform)) -> dict[str, str]:
     upload = ArchiveUpload(platform.config.home / "tmp")
     try:
