@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,22 @@ def make_server(tmp_path: Path) -> Iterator:
             p.kill()
         except psutil.Error:
             pass
+
+
+@contextmanager
+def shared_server(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Server, Path]]:
+    """One real server for a module's or package's tests (4 CPUs); its ranks gone afterwards."""
+    root: Path = tmp_path_factory.mktemp(name)
+    home = root / "home"
+    home.mkdir()
+    srv = Server(home=home, port=free_port(), extra_args=["--cpus", "4"])
+    srv.start()
+    try:
+        yield srv, root
+    finally:
+        srv.stop()
+        for p in processes_under(root):
+            p.kill()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Server, free_port, processes_under, wait_for
+from tests.conftest import Server, shared_server, wait_for
 from trainyard.client import Client
 
 FAKE = Path(__file__).parents[1] / "registry" / "fake"
@@ -137,17 +137,8 @@ def _seed(server: Server, root: Path) -> Seeded:
 
 @pytest.fixture(scope="package")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    root: Path = tmp_path_factory.mktemp("fuzz")
-    home = root / "home"
-    home.mkdir()
-    server = Server(home=home, port=free_port(), extra_args=["--cpus", "4"])
-    server.start()
-    try:
+    with shared_server(tmp_path_factory, "fuzz") as (server, root):
         yield _seed(server, root)
-    finally:
-        server.stop()
-        for p in processes_under(root):
-            p.kill()
 
 
 @pytest.fixture

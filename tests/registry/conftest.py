@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Server, free_port, processes_under, wait_for
+from tests.conftest import Server, shared_server, wait_for
 
 FAKE = Path(__file__).parent / "fake"
 ENDED = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -18,20 +18,13 @@ ENDED = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 @pytest.fixture(scope="module")
 def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root: Path = tmp_path_factory.mktemp("registry")
-    home = root / "home"
-    home.mkdir()
-    srv = Server(home=home, port=free_port(), extra_args=["--cpus", "4"])
-    srv.start()
-    data = root / "evalset"
-    data.mkdir()
-    (data / "labels.txt").write_text("0 1 2 3 4 5 6 7 8 9")
-    res = srv.yard("datasets", "create", "evalset", str(data))
-    assert res.returncode == 0, res.stderr
-    yield srv
-    srv.stop()
-    for p in processes_under(root):
-        p.kill()
+    with shared_server(tmp_path_factory, "registry") as (srv, root):
+        data = root / "evalset"
+        data.mkdir()
+        (data / "labels.txt").write_text("0 1 2 3 4 5 6 7 8 9")
+        res = srv.yard("datasets", "create", "evalset", str(data))
+        assert res.returncode == 0, res.stderr
+        yield srv
 
 
 def fake_code(tmp_path: Path) -> Path:
