@@ -4,8 +4,9 @@
 running sweep it feeds the trials' new intermediate values to the pruner,
 tells the sampler how finished trials ended, and asks for new trials while
 fewer than `parallelism` trial jobs are live. A new trial's row and its job
-are written in one transaction, so a crash leaves either both or neither;
-the in-memory study is only a cache of the store and is dropped on any error.
+are written in one transaction, so a crash leaves either both or neither
+(the `sweep_trial.*` crash points); the in-memory study is only a cache of
+the store and is dropped on any error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from trainyard.control import admission, jobs
 from trainyard.control.loop import ControlLoop
+from trainyard.faults import crash_point
 from trainyard.spec import JobSpec, JobState, SpecError
 from trainyard.storage import BlobStore, require_archive
 from trainyard.store import Store, repo, sweep_repo
@@ -94,17 +96,20 @@ class SweepDriver:
         for sweep_id in sweep_ids:
             try:
                 with loop.store.session() as s:
-                    stops = self._drive(s, sweep_id, loop)
+                    stops, started = self._drive(s, sweep_id, loop)
             except Exception:  # noqa: BLE001 - retried next pass from a study rebuilt from the store
                 self._studies.pop(sweep_id, None)
                 log.exception("driving sweep %s failed", sweep_id)
                 continue
+            if started:
+                crash_point("sweep_trial.after_commit")  # trials and their jobs stored (QUEUED), none launched
             for job_id, reason in stops:  # after commit: a trial is marked stopped before its job is
                 jobs.cancel(loop.store, loop, job_id, reason)
 
     # -- one sweep, one transaction ---------------------------------------------
 
-    def _drive(self, s: Session, sweep_id: str, loop: ControlLoop) -> list[tuple[str, str]]:
+    def _drive(self, s: Session, sweep_id: str, loop: ControlLoop) -> tuple[list[tuple[str, str]], int]:
+        """The trial jobs to stop once this commits, and how many trials it started."""
         sweep = sweep_repo.get_sweep(s, sweep_id)
         spec = SweepSpec.model_validate(sweep.spec)
         trials = list(sweep_repo.trials_of(s, sweep_id))
@@ -114,18 +119,17 @@ class SweepDriver:
                  and not JobState(trial_jobs[t.job_id].state).terminal]
         if sweep.state != "RUNNING":
             self._studies.pop(sweep_id, None)
-            return stops
+            return stops, 0
         study = self._studies.get(sweep_id) or self._rebuild(s, sweep_id, spec, trials)
         self._studies[sweep_id] = study
         if sweep.cancel_requested:
-            return stops + self._cancel_all(s, sweep, study, trials, trial_jobs)
+            return stops + self._cancel_all(s, sweep, study, trials, trial_jobs), 0
         for trial in trials:
             if trial.state == "RUNNING":
                 stop = self._follow(s, sweep, spec, study, trial, trial_jobs[trial.job_id])
                 if stop:
                     stops.append(stop)
-        self._fill(s, loop, sweep, spec, study, trials, trial_jobs)
-        return stops
+        return stops, self._fill(s, loop, sweep, spec, study, trials, trial_jobs)
 
     def _rebuild(self, s: Session, sweep_id: str, spec: SweepSpec, trials: list[SweepTrial]) -> SweepStudy:
         records = []
@@ -199,7 +203,9 @@ class SweepDriver:
     # -- new trials and the end ---------------------------------------------------
 
     def _fill(self, s: Session, loop: ControlLoop, sweep: Sweep, spec: SweepSpec, study: SweepStudy,
-              trials: list[SweepTrial], trial_jobs: dict[str, Job]) -> None:
+              trials: list[SweepTrial], trial_jobs: dict[str, Job]) -> int:
+        """Start trials while fewer than `parallelism` run; end the sweep when all are done. Returns
+        how many trials it started."""
         live = sum(not JobState(j.state).terminal for j in trial_jobs.values())
         total = len(trials)
         while live < spec.parallelism and total < spec.budget:
@@ -209,7 +215,7 @@ class SweepDriver:
                 sweep_repo.set_sweep_state(s, sweep, "FAILED", "failed",
                                            f"sampler {spec.sampler} failed to suggest trial {total}: {exc}")
                 self._studies.pop(sweep.id, None)
-                return
+                return total - len(trials)
             if number != total:
                 raise RuntimeError(f"study asked trial {number} but the store holds {total}; rebuilding")
             code = {"digest": sweep.code_digest, "git_commit": sweep.code_git_commit,
@@ -221,7 +227,8 @@ class SweepDriver:
                 sweep_repo.set_sweep_state(s, sweep, "FAILED", "failed",
                                            f"trial {number} was refused: {exc}")
                 self._studies.pop(sweep.id, None)
-                return
+                return total - len(trials)
+            crash_point("sweep_trial.after_job")  # the trial's job written, its trial row not; nothing committed
             repo.add_event(s, job.id, "sweep_trial",
                            f"trial {number} of sweep {sweep.id}: {describe(params)}")
             s.add(SweepTrial(sweep_id=sweep.id, number=number, job_id=job.id, params=params, state="RUNNING",
@@ -231,6 +238,7 @@ class SweepDriver:
             live, total = live + 1, total + 1
         if total >= spec.budget and live == 0 and all(t.state != "RUNNING" for t in trials):
             self._end(s, sweep, spec, trials)
+        return total - len(trials)
 
     def _end(self, s: Session, sweep: Sweep, spec: SweepSpec, trials: list[SweepTrial]) -> None:
         counts = {st: sum(t.state == st for t in trials) for st in ("COMPLETE", "PRUNED", "FAILED")}

@@ -4,6 +4,11 @@ A snapshot's files live in the blob store under their sha256, so an unchanged
 file is stored once however many versions name it. A version is written only
 after every file it names is stored with the size its manifest says; making
 the same manifest again returns the version that already holds it.
+
+A crash at any step (the `dataset_create.*` crash points) leaves either no
+version or a whole one: a blob is moved into place only once complete, and a
+dataset's row and its version's are one transaction, so a name is never held
+by a dataset without versions.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from trainyard.data import manifest
+from trainyard.faults import crash_point
 from trainyard.spec import SNAPSHOT_PATTERN, SpecError, version_number
 from trainyard.storage import BlobStore
 from trainyard.storage.blobs import BlobWriter
@@ -61,8 +67,10 @@ async def store_blob(blobs: BlobStore, sha256: str, body: AsyncIterable[bytes]) 
         if writer.sha256 != sha256:
             raise DatasetError("sha256", f"the uploaded bytes hash to {writer.sha256}, not {sha256}; "
                                          "nothing was stored")
+        crash_point("dataset_create.blob_unplaced")  # every byte in a temporary file, none under its key
 
     blob = await blobs.put_async_stream(key, body, check=same_digest)
+    crash_point("dataset_create.blob_placed")  # in place under its sha256; no answer sent
     return blob.bytes, True
 
 
@@ -148,7 +156,9 @@ def create_version(
     """
     entries = stored_entries(blobs, files)
     with store.session(lock=True) as s:
-        return _add_version(s, name, project, entries, source, description, actor)
+        row, created = _add_version(s, name, project, entries, source, description, actor)
+    crash_point("dataset_create.version_committed")  # NAME@vN is stored; no answer sent
+    return row, created
 
 
 def _add_version(s: Session, name: str, project: str, entries: list[dict[str, Any]], source: str,
@@ -170,6 +180,7 @@ def _add_version(s: Session, name: str, project: str, entries: list[dict[str, An
                          description=description, created_at=utcnow(), created_by=actor)
     s.add(row)
     s.flush()
+    crash_point("dataset_create.version_uncommitted")  # the dataset's row and its version's, not committed
     return row, True
 
 
