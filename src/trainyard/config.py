@@ -5,7 +5,8 @@ checkpoints and logs; `TRAINYARD_DATABASE_URL` points the store at any
 SQLAlchemy URL instead, and `TRAINYARD_BLOB_URL` the blob store at any fsspec
 URL (`s3://bucket/prefix`, with the usual AWS_* variables). `TRAINYARD_ALLOWED_HOSTS`
 (comma-separated) lists the host names the API answers to besides localhost and the
-address it listens on.
+address it listens on. `TRAINYARD_DATABASE_BUSY_TIMEOUT_S` (default 30) is how long a
+write waits for SQLite's lock before the api answers 503 "retry shortly".
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ def trainyard_home() -> Path:
     return Path(os.environ.get("TRAINYARD_HOME", Path.home() / ".trainyard")).expanduser().resolve()
 
 
+def database_busy_timeout_s() -> float:
+    return float(os.environ.get("TRAINYARD_DATABASE_BUSY_TIMEOUT_S") or 30.0)
+
+
 @dataclass
 class ServerConfig:
     home: Path = field(default_factory=trainyard_home)
     host: str = "127.0.0.1"
     port: int = 8765
     database_url: str | None = None
+    database_busy_timeout_s: float = field(default_factory=database_busy_timeout_s)
     reconcile_interval_s: float = 0.25
     stop_grace_s: float = 30.0  # SIGTERM -> SIGKILL, for cancel
     preemption_grace_s: float = 30.0  # SIGTERM -> SIGKILL, for a preempted gang to checkpoint

@@ -30,7 +30,7 @@ class Platform:
     @classmethod
     def open(cls, config: ServerConfig) -> Platform:
         config.make_dirs()
-        store = Store(config.database_url or "")
+        store = Store(config.database_url or "", busy_timeout_s=config.database_busy_timeout_s)
         backend = LocalBackend(cpus=config.cpus, gpus=config.gpus, memory_gb=config.memory_gb)
         if config.teams_file is not None:
             scheduling = teams.load_file(config.teams_file)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from alembic import command
@@ -14,11 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+BUSY_TIMEOUT_S = 30.0  # how long a write waits for SQLite's lock before the api answers 503
+
+
+def _sqlite_pragmas(busy_timeout_s: float, dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")  # durable across a crash; `session(durable=True)` for more
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
@@ -33,10 +37,10 @@ def _back_to_normal(dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
 _SYNC_FULL = "trainyard_synchronous_full"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
+        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_timeout_s))
         event.listen(engine, "checkin", _back_to_normal)
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -63,11 +67,12 @@ def write_lock(conn: Connection) -> None:
 
 
 class Store:
-    """The database behind one server: an engine plus a session factory."""
+    """The database behind one server: an engine plus a session factory. `busy_timeout_s`: how long
+    a SQLite write waits for another's lock before it fails with "database is locked"."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, busy_timeout_s)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
