@@ -37,10 +37,11 @@ class Platform:
             with store.session() as s:
                 teams.seed(s, scheduling)
         blobs = BlobStore(config.blob_url or "")
-        loop = ControlLoop(store, backend, config, blobs, policy=PRESETS[config.policy])
+        checkpoints = LocalCheckpointRoot(config.checkpoints)
+        loop = ControlLoop(store, backend, config, blobs, checkpoints, policy=PRESETS[config.policy])
         loop.add_driver(SweepDriver())
         loop.add_driver(EvaluationDriver())
-        loop.add_driver(retention.Sweeper(LocalCheckpointRoot(config.checkpoints)))
+        loop.add_driver(retention.Sweeper(checkpoints))
         return cls(config, store, backend, loop, blobs, RunPoints(store))
 
     def close(self) -> None:
@@ -50,8 +51,8 @@ class Platform:
 
     @property
     def checkpoints(self) -> CheckpointRoot:
-        """Where the jobs' checkpoints live; the loop hands ranks their job's root at launch."""
-        return LocalCheckpointRoot(self.config.checkpoints)
+        """Where the jobs' checkpoints live: the loop's own root, which it hands ranks at launch."""
+        return self.loop.checkpoints
 
 
 def get_platform(request: Request) -> Platform:

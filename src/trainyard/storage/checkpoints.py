@@ -22,6 +22,10 @@ class CheckpointRoot(ABC):
     def job_root(self, job_id: str) -> str:
         """The root every checkpoint of `job_id` lives under (ranks get it as TRAINYARD_CHECKPOINT_DIR)."""
 
+    def make_job_root(self, job_id: str) -> str:
+        """The job's root, made ready for its ranks to write under (a root of key prefixes needs nothing)."""
+        return self.job_root(job_id)
+
     def location(self, job_id: str, attempt: int, step: int) -> str:
         """Where the checkpoint of (job, attempt, step) lives: the only place a commit can name."""
         return f"{self.job_root(job_id)}/{checkpoint_dir_name(attempt, step)}"
@@ -51,6 +55,11 @@ class LocalCheckpointRoot(CheckpointRoot):
 
     def job_root(self, job_id: str) -> str:
         return str(self.base / job_id)
+
+    def make_job_root(self, job_id: str) -> str:
+        root = self.base / job_id
+        root.mkdir(parents=True, exist_ok=True)
+        return str(root)
 
     def location(self, job_id: str, attempt: int, step: int) -> str:
         return str(self.base / job_id / checkpoint_dir_name(attempt, step))
