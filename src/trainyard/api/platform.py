@@ -8,7 +8,7 @@ from fastapi import Request
 
 from trainyard.backends import Backend, LocalBackend
 from trainyard.config import ServerConfig
-from trainyard.control import retention, teams
+from trainyard.control import orphans, retention, teams
 from trainyard.control.evaluations import EvaluationDriver
 from trainyard.control.loop import ControlLoop
 from trainyard.control.sweeps import SweepDriver
@@ -42,6 +42,7 @@ class Platform:
         loop.add_driver(SweepDriver())
         loop.add_driver(EvaluationDriver())
         loop.add_driver(retention.Sweeper(checkpoints))
+        loop.add_driver(orphans.Sweeper(config.orphan_grace_s))
         return cls(config, store, backend, loop, blobs, RunPoints(store))
 
     def close(self) -> None:
