@@ -214,18 +214,21 @@ def test_upload_blobs_no_row_names_go_once_older_than_grace_and_named_or_fresh_o
     assert artifacts.delete_orphan_uploads(store, blobs, GRACE_S) == 0
 
 
-def test_an_old_blob_another_runs_row_names_stays(store, blobs):
+def test_an_old_blob_a_row_names_stays_whichever_run_it_is_of_and_wherever_the_store_was(store, blobs):
     with store.session() as s:
         run_id, other = create_run(s, "a").id, create_run(s, "b").id
-    key = artifacts.upload_key(run_id)
-    stray = Path(blobs.path(key))
-    stray.parent.mkdir(parents=True)
-    stray.write_bytes(b"copied")
+    copied, moved = artifacts.upload_key(run_id), artifacts.upload_key(run_id)
+    Path(blobs.path(copied)).parent.mkdir(parents=True)
     with store.session() as s:
-        s.add(artifacts.RunArtifact(run_id=other, path="copy.bin", uri=blobs.uri(key), bytes=6,
+        s.add(artifacts.RunArtifact(run_id=other, path="copy.bin", uri=blobs.uri(copied), bytes=1,
                                     sha256="0" * 64, created_at=utcnow()))
-    age(stray)
-    assert artifacts.delete_orphan_uploads(store, blobs, GRACE_S) == 0 and stray.exists()
+        s.add(artifacts.RunArtifact(run_id=run_id, path="moved.bin", uri=f"s3://old-bucket/trainyard/{moved}",
+                                    bytes=1, sha256="0" * 64, created_at=utcnow()))  # before the home moved
+    for key in (copied, moved):
+        Path(blobs.path(key)).write_bytes(b"x")
+        age(Path(blobs.path(key)))
+    assert artifacts.delete_orphan_uploads(store, blobs, GRACE_S) == 0
+    assert Path(blobs.path(copied)).exists() and Path(blobs.path(moved)).exists()
 
 
 # -- on a real server ------------------------------------------------------------

@@ -116,13 +116,9 @@ def delete_orphan_uploads(store: Store, blobs: BlobStore, grace_s: float) -> int
     deleted = 0
     for run_id, keys in stale.items():
         with store.session() as s:
-            named = set(s.scalars(select(RunArtifact.uri).where(RunArtifact.run_id == run_id)))
-            orphans = {blobs.uri(k): k for k in keys if blobs.uri(k) not in named}
-            if orphans:  # a row of another run naming one keeps it too
-                named = _named_anywhere(s, list(orphans))
-        for uri, key in orphans.items():
-            if uri in named:
-                continue
+            named = {_key_tail(u) for u in s.scalars(select(RunArtifact.uri).where(RunArtifact.run_id == run_id))}
+            orphans = [k for k in keys if k not in named and not _named_anywhere(s, k)]
+        for key in orphans:
             try:
                 blobs.delete(key)
             except OSError as exc:
@@ -132,11 +128,15 @@ def delete_orphan_uploads(store: Store, blobs: BlobStore, grace_s: float) -> int
     return deleted
 
 
-def _named_anywhere(s: Session, uris: list[str]) -> set[str]:
-    named: set[str] = set()
-    for i in range(0, len(uris), 500):
-        named.update(s.scalars(select(RunArtifact.uri).where(RunArtifact.uri.in_(uris[i:i + 500]))))
-    return named
+def _key_tail(uri: str) -> str:
+    """The upload key a row's uri ends in: rows keep naming their blob if the store's root moved."""
+    return "/".join(uri.split("/")[-4:])
+
+
+def _named_anywhere(s: Session, key: str) -> bool:
+    """Whether any row (of any run, under any root) names the blob with this upload key."""
+    return s.scalar(select(RunArtifact.path).where(RunArtifact.uri.endswith(f"/{key}", autoescape=True))
+                    .limit(1)) is not None
 
 
 def list_artifacts(s: Session, run_id: str, prefix: str = "") -> list[RunArtifact]:
