@@ -31,7 +31,7 @@ def main() -> int:
     if why is not None:
         print(f"checkpoint {directory} fails verification: {why}", file=sys.stderr)
         return 3
-    state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=False)
+    state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
     net = make_model(int(hp["hidden"]), float(hp["dropout"]))
     net.load_state_dict(state["model"])
     _, _, x_val, y_val = load_data(ctx.dataset_dir)

@@ -41,6 +41,7 @@ class ServerConfig:
     gpus: int | None = None
     memory_gb: float | None = None
     allowed_hosts: tuple[str, ...] | None = None  # Host header names; default: localhost + `host` + env
+    orphan_grace_s: float = 3600.0  # files no row names are deleted once unwritten this long
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()

@@ -127,6 +127,15 @@ def checkpoint_dir_name(attempt: int, step: int) -> str:
     return f"a{attempt:03d}-s{step:09d}"
 
 
+def parse_checkpoint_dir_name(name: str) -> tuple[int, int] | None:
+    """(attempt, step) of a name `checkpoint_dir_name` made; None for any other name."""
+    found = re.fullmatch(r"a(\d{3,})-s(\d{9,})", name)
+    if found is None:
+        return None
+    attempt, step = int(found[1]), int(found[2])
+    return (attempt, step) if checkpoint_dir_name(attempt, step) == name else None
+
+
 class JobSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Lowercase letters, digits, '.', '_', '-'.")
     team: str = Field("default", pattern=NAME_PATTERN)

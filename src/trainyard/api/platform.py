@@ -8,7 +8,7 @@ from fastapi import Request
 
 from trainyard.backends import Backend, LocalBackend
 from trainyard.config import ServerConfig
-from trainyard.control import retention, teams
+from trainyard.control import orphans, retention, teams
 from trainyard.control.evaluations import EvaluationDriver
 from trainyard.control.loop import ControlLoop
 from trainyard.control.sweeps import SweepDriver
@@ -37,10 +37,12 @@ class Platform:
             with store.session() as s:
                 teams.seed(s, scheduling)
         blobs = BlobStore(config.blob_url or "")
-        loop = ControlLoop(store, backend, config, blobs, policy=PRESETS[config.policy])
+        checkpoints = LocalCheckpointRoot(config.checkpoints)
+        loop = ControlLoop(store, backend, config, blobs, checkpoints, policy=PRESETS[config.policy])
         loop.add_driver(SweepDriver())
         loop.add_driver(EvaluationDriver())
-        loop.add_driver(retention.Sweeper(LocalCheckpointRoot(config.checkpoints)))
+        loop.add_driver(retention.Sweeper(checkpoints))
+        loop.add_driver(orphans.Sweeper(config.orphan_grace_s))
         return cls(config, store, backend, loop, blobs, RunPoints(store))
 
     def close(self) -> None:
@@ -50,8 +52,8 @@ class Platform:
 
     @property
     def checkpoints(self) -> CheckpointRoot:
-        """Where the jobs' checkpoints live; the loop hands ranks their job's root at launch."""
-        return LocalCheckpointRoot(self.config.checkpoints)
+        """Where the jobs' checkpoints live: the loop's own root, which it hands ranks at launch."""
+        return self.loop.checkpoints
 
 
 def get_platform(request: Request) -> Platform:

@@ -64,6 +64,9 @@ def server(
     teams: Annotated[Path | None, typer.Option(help="Teams, quotas and priority classes (YAML).")] = None,
     preemption_grace_s: Annotated[float, typer.Option(
         help="Seconds a preempted gang gets to checkpoint after SIGTERM.")] = 30.0,
+    orphan_grace_s: Annotated[float, typer.Option(
+        min=1.0, help="Seconds a checkpoint directory or upload that no record names is kept, "
+                      "unwritten, before it is deleted (so one in progress never is).")] = 3600.0,
     control_loop: Annotated[bool, typer.Option(
         "--control-loop/--no-control-loop",
         help="Run the control loop here; --no-control-loop serves only the api, beside a process "
@@ -80,7 +83,7 @@ def server(
     if policy not in PRESETS:
         fail(f"--policy: unknown policy {policy!r}; use one of {', '.join(PRESETS)}")
     config = ServerConfig(host=host, port=port, cpus=cpus, gpus=gpus, memory_gb=memory_gb, policy=policy,
-                          teams_file=teams, preemption_grace_s=preemption_grace_s)
+                          teams_file=teams, preemption_grace_s=preemption_grace_s, orphan_grace_s=orphan_grace_s)
     try:
         platform = Platform.open(config)
     except SpecError as exc:

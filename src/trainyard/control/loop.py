@@ -31,7 +31,7 @@ from trainyard.faults import crash_point
 from trainyard.scheduler.model import ClusterSnapshot, GangRequest, RunningGang
 from trainyard.scheduler.policy import TRAINYARD, PolicyConfig, schedule
 from trainyard.spec import AttemptState, JobSpec, JobState, LaunchEnv, WorkerState, heartbeat_interval
-from trainyard.storage import BlobStore, archive_key, unpack_archive
+from trainyard.storage import BlobStore, CheckpointRoot, archive_key, unpack_archive
 from trainyard.store import Store, repo
 from trainyard.store.tables import Attempt, Job, utcnow
 from trainyard.tracking import lineage
@@ -54,6 +54,7 @@ class ControlLoop:
         backend: Backend,
         config: ServerConfig,
         blobs: BlobStore,
+        checkpoints: CheckpointRoot,
         policy: PolicyConfig = TRAINYARD,
     ):
         self.store = store
@@ -61,6 +62,7 @@ class ControlLoop:
         self.config = config
         self.policy = policy
         self.blobs = blobs
+        self.checkpoints = checkpoints  # the one place checkpoint locations come from
         self._adopted_at: dict[tuple[str, int], datetime] = {}
         self._drivers: list[Callable[[ControlLoop], None]] = []
         self._stop = threading.Event()
@@ -415,15 +417,13 @@ class ControlLoop:
             job = repo.get_job(s, job_id)
             spec = JobSpec.model_validate(job.spec)
             code_dir = self._code_dir(job)
-            ckpt_dir = self.config.checkpoints / job.id
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
             env = {
                 **spec.env,
                 LaunchEnv.SERVER: self.config.url,
                 LaunchEnv.JOB_ID: job.id,
                 LaunchEnv.ATTEMPT: str(number),
                 LaunchEnv.HPARAMS: json.dumps(spec.hyperparameters),
-                LaunchEnv.CHECKPOINT_DIR: str(ckpt_dir),
+                LaunchEnv.CHECKPOINT_DIR: self.checkpoints.make_job_root(job.id),
                 LaunchEnv.CHECKPOINT_POLICY: spec.checkpoint.model_dump_json(),
                 LaunchEnv.HEARTBEAT_INTERVAL_S: str(heartbeat_interval(spec.heartbeat_timeout_s)),
                 **self._dataset_env(s, job, spec),

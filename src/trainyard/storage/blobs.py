@@ -178,6 +178,18 @@ class BlobStore:
 
         return chunks()
 
+    def listing(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """Every blob under `prefix` (a key's leading parts), as (key, when it was last written,
+        in seconds since the epoch); half-written ones too, under their temporary names."""
+        top = self.path(prefix)
+        if not self.fs.isdir(top):
+            return
+        for path, info in self.fs.find(top, detail=True).items():
+            key = posixpath.relpath(path, self.root)
+            mtime = info.get("mtime")  # local disks say mtime; object stores LastModified
+            stamp = mtime if isinstance(mtime, int | float) else (info.get("LastModified") or self.fs.modified(path))
+            yield key, float(stamp) if isinstance(stamp, int | float) else stamp.timestamp()
+
     def delete(self, key: str) -> None:
         path = self.path(key)
         if self.fs.exists(path):

@@ -4,7 +4,7 @@ A commit names a step; the server derives the location (DESIGN.md, "The server n
 location"). Nothing outside a job's own root is ever checked, read or deleted for it, not even
 for rows stored before locations were derived. `CheckpointRoot` is the contract; the local
 root (a directory the server and its ranks share) fills it. An object-store root would answer
-the same four questions with key prefixes.
+the same questions with key prefixes.
 """
 
 from __future__ import annotations
@@ -12,15 +12,30 @@ from __future__ import annotations
 import os
 import shutil
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
-from trainyard.spec import CHECKPOINT_MANIFEST, checkpoint_dir_name
+from trainyard.spec import CHECKPOINT_MANIFEST, checkpoint_dir_name, parse_checkpoint_dir_name
+
+
+@dataclass(frozen=True)
+class CheckpointDir:
+    """A checkpoint location found under a job's root, committed or not."""
+
+    uri: str
+    attempt: int
+    step: int
+    modified: float  # when anything in it was last written (seconds since the epoch)
 
 
 class CheckpointRoot(ABC):
     @abstractmethod
     def job_root(self, job_id: str) -> str:
         """The root every checkpoint of `job_id` lives under (ranks get it as TRAINYARD_CHECKPOINT_DIR)."""
+
+    def make_job_root(self, job_id: str) -> str:
+        """The job's root, made ready for its ranks to write under (a root of key prefixes needs nothing)."""
+        return self.job_root(job_id)
 
     def location(self, job_id: str, attempt: int, step: int) -> str:
         """Where the checkpoint of (job, attempt, step) lives: the only place a commit can name."""
@@ -33,6 +48,18 @@ class CheckpointRoot(ABC):
     @abstractmethod
     def has_manifest(self, uri: str) -> bool:
         """Whether the checkpoint at `uri` has its manifest, the last file a rank writes."""
+
+    @abstractmethod
+    def within(self, uri: str, location: str) -> bool:
+        """Whether `uri` (as a row stored it) names `location` or something inside it."""
+
+    @abstractmethod
+    def job_ids(self) -> list[str]:
+        """The jobs that have a root here."""
+
+    @abstractmethod
+    def checkpoint_dirs(self, job_id: str) -> list[CheckpointDir]:
+        """The locations under the job's root that `location` could have named, whatever their state."""
 
     @abstractmethod
     def remove_manifest(self, uri: str) -> None:
@@ -51,6 +78,11 @@ class LocalCheckpointRoot(CheckpointRoot):
 
     def job_root(self, job_id: str) -> str:
         return str(self.base / job_id)
+
+    def make_job_root(self, job_id: str) -> str:
+        root = self.base / job_id
+        root.mkdir(parents=True, exist_ok=True)
+        return str(root)
 
     def location(self, job_id: str, attempt: int, step: int) -> str:
         return str(self.base / job_id / checkpoint_dir_name(attempt, step))
@@ -71,6 +103,36 @@ class LocalCheckpointRoot(CheckpointRoot):
         path = _plain_path(uri)
         return (path is not None and not os.path.islink(path)
                 and os.path.isfile(os.path.join(path, CHECKPOINT_MANIFEST)))
+
+    def within(self, uri: str, location: str) -> bool:
+        path, place = _plain_path(uri), _plain_path(location)
+        if path is None or place is None:
+            return False
+        # As spelled, or through links (a row may name the directory by another path to it).
+        return any(p == d or p.startswith(d + os.sep)
+                   for p, d in ((path, place), (os.path.realpath(path), os.path.realpath(place))))
+
+    def job_ids(self) -> list[str]:
+        try:
+            entries = list(os.scandir(self.base))
+        except FileNotFoundError:
+            return []
+        return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+
+    def checkpoint_dirs(self, job_id: str) -> list[CheckpointDir]:
+        root = self.base / job_id
+        if os.path.islink(root) or not root.is_dir():
+            return []
+        found = []
+        for entry in os.scandir(root):
+            named = parse_checkpoint_dir_name(entry.name)
+            if named is None:
+                continue
+            try:
+                found.append(CheckpointDir(self.location(job_id, *named), *named, _newest_write(entry.path)))
+            except FileNotFoundError:  # deleted while looked at
+                continue
+        return sorted(found, key=lambda d: (d.attempt, d.step))
 
     def remove_manifest(self, uri: str) -> None:
         path = _plain_path(uri)
@@ -96,6 +158,20 @@ def _plain_path(uri: str) -> str | None:
         return None
     path = os.path.normpath(raw)
     return None if path == os.sep else path
+
+
+def _newest_write(path: str) -> float:
+    """The newest modification time of `path` and, for a directory, of everything under it
+    (links are not followed: a link's own time counts)."""
+    newest = os.lstat(path).st_mtime
+    if os.path.isdir(path) and not os.path.islink(path):
+        for top, dirs, files in os.walk(path, onerror=lambda _: None):
+            for name in dirs + files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(top, name)).st_mtime)
+                except FileNotFoundError:  # deleted while looked at
+                    continue
+    return newest
 
 
 def _unlink(path: str) -> None:

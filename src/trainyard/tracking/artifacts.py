@@ -4,12 +4,16 @@ Each upload is written to a blob of its own (a key with a fresh upload id), move
 when complete, and only then recorded: the row points at exactly the bytes its size and
 sha256 describe, and a download serves the row's own blob. Two uploads of one path at once
 never share a file; the last one recorded wins whole. The blob a row stops pointing at is
-deleted after that change commits, never before. An interrupted upload leaves nothing.
+deleted after that change commits, never before. An interrupted upload leaves nothing, unless
+the server itself stopped mid-way (or failed to delete a replaced blob): `delete_orphan_uploads`
+finds those blobs, which no row points at, once they are older than a grace period.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
 from collections.abc import AsyncIterable, Iterator
 
 from anyio import to_thread
@@ -23,6 +27,8 @@ from trainyard.store.repo import NotFound
 from trainyard.store.tables import utcnow
 from trainyard.store.tracking_tables import RunArtifact
 from trainyard.tracking.runs import RunError, get_run
+
+log = logging.getLogger("trainyard.tracking")
 
 MAX_PATH = 1000
 READ_TRIES = 5
@@ -42,6 +48,12 @@ def check_path(path: str) -> str:
 def upload_key(run_id: str) -> str:
     """The blob key of one upload: unique to it, so no other upload (of this path or another) writes there."""
     return f"runs/{run_id}/uploads/{secrets.token_hex(8)}"
+
+
+def _upload_run(key: str) -> str | None:
+    """The run an upload's blob key (or its temporary name) belongs to; None for other keys."""
+    parts = key.split("/")
+    return parts[1] if len(parts) == 4 and parts[0] == "runs" and parts[2] == "uploads" else None
 
 
 def record(s: Session, run_id: str, path: str, blob: StoredBlob) -> tuple[RunArtifact, str | None]:
@@ -88,6 +100,43 @@ async def upload(store: Store, blobs: BlobStore, run_id: str, path: str, body: A
     if replaced is not None:
         await to_thread.run_sync(_delete_blob, blobs, replaced)
     return row
+
+
+def delete_orphan_uploads(store: Store, blobs: BlobStore, grace_s: float) -> int:
+    """Delete the upload blobs no artifact row points at that nothing has written for `grace_s`:
+    a replaced blob whose delete failed, or an upload the server stopped in before recording it.
+    An upload in progress writes its blob until its row commits, so it is never this old.
+    Returns how many were deleted; a blob that cannot be is left for the next call."""
+    cutoff = time.time() - grace_s
+    stale: dict[str, list[str]] = {}
+    for key, modified in blobs.listing("runs"):
+        run_id = _upload_run(key)
+        if run_id is not None and modified < cutoff:
+            stale.setdefault(run_id, []).append(key)
+    deleted = 0
+    for run_id, keys in stale.items():
+        with store.session() as s:
+            named = {_key_tail(u) for u in s.scalars(select(RunArtifact.uri).where(RunArtifact.run_id == run_id))}
+            orphans = [k for k in keys if k not in named and not _named_anywhere(s, k)]
+        for key in orphans:
+            try:
+                blobs.delete(key)
+            except OSError as exc:
+                log.warning("could not delete the orphan upload blob %s: %s; will retry", key, exc)
+                continue
+            deleted += 1
+    return deleted
+
+
+def _key_tail(uri: str) -> str:
+    """The upload key a row's uri ends in: rows keep naming their blob if the store's root moved."""
+    return "/".join(uri.split("/")[-4:])
+
+
+def _named_anywhere(s: Session, key: str) -> bool:
+    """Whether any row (of any run, under any root) names the blob with this upload key."""
+    return s.scalar(select(RunArtifact.path).where(RunArtifact.uri.endswith(f"/{key}", autoescape=True))
+                    .limit(1)) is not None
 
 
 def list_artifacts(s: Session, run_id: str, prefix: str = "") -> list[RunArtifact]:
