@@ -29,6 +29,7 @@ class Server:
     port: int
     extra_args: list[str]
     proc: subprocess.Popen | None = None
+    _http: httpx.Client | None = None
 
     @property
     def url(self) -> str:
@@ -72,8 +73,24 @@ class Server:
         return subprocess.run([*YARD, *args], env=self.env, capture_output=True, text=True,
                               timeout=timeout, cwd=REPO)
 
-    def client(self) -> Client:
-        return Client(self.url)
+    @property
+    def token(self) -> str:
+        """The platform admin's token the server wrote at its first start."""
+        return (self.home / "token").read_text().strip()
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def http(self) -> httpx.Client:
+        """Raw HTTP as the platform admin (paths relative to the server)."""
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.url, headers=self.auth, timeout=30)
+        return self._http
+
+    def client(self, token: str | None = None) -> Client:
+        return Client(self.url, token=token or self.token)
 
 
 def processes_under(home: Path) -> list[psutil.Process]:
@@ -87,6 +104,19 @@ def processes_under(home: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def rank_token(home: Path, job_id: str, attempt: int) -> str:
+    """The credential one attempt's ranks hold, read from a live rank's environment, as the rank
+    itself reads it (TRAINYARD_TOKEN): how a test plays a rank's part, or a zombie's."""
+    for p in processes_under(home):
+        try:
+            env = p.environ()
+        except psutil.Error:
+            continue
+        if env.get("TRAINYARD_JOB_ID") == job_id and env.get("TRAINYARD_ATTEMPT") == str(attempt):
+            return env["TRAINYARD_TOKEN"]
+    raise AssertionError(f"no live rank of job {job_id} attempt {attempt} under {home}")
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ def test_server_memory_and_healthz_stay_bounded_through_oversized_and_bomb_reque
         ("grid of 1.5e8", "POST", "/v1/sweeps", {"json": {"spec": grid}}),
     ]
     spans = []
-    with Watch(server.proc.pid, server.url, every_s=0.02) as watch, httpx.Client(timeout=120) as http:
+    with (Watch(server.proc.pid, server.url, every_s=0.02) as watch,
+          httpx.Client(timeout=120, headers=server.auth) as http):
         for name, method, path, body in requests:
             t0 = time.monotonic()
             status = http.request(method, f"{server.url}{path}", **body).status_code

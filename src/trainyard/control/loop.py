@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from trainyard.auth import identity
 from trainyard.backends.base import Backend, Capacity, GangLaunch, Handle, Placement, RankStatus
 from trainyard.config import ServerConfig
 from trainyard.control import scheduling, teams
@@ -415,6 +416,10 @@ class ControlLoop:
             job = repo.get_job(s, job_id)
             spec = JobSpec.model_validate(job.spec)
             code_dir = self._code_dir(job)
+            att = repo.attempt_row(s, job_id, number)
+            if att is None:
+                raise RuntimeError(f"attempt {number} of job {job_id} was not recorded")
+            token = identity.mint_rank_token(att)  # committed with this session, before any rank starts
             ckpt_dir = self.config.checkpoints / job.id
             ckpt_dir.mkdir(parents=True, exist_ok=True)
             env = {
@@ -422,6 +427,7 @@ class ControlLoop:
                 LaunchEnv.SERVER: self.config.url,
                 LaunchEnv.JOB_ID: job.id,
                 LaunchEnv.ATTEMPT: str(number),
+                LaunchEnv.TOKEN: token,
                 LaunchEnv.HPARAMS: json.dumps(spec.hyperparameters),
                 LaunchEnv.CHECKPOINT_DIR: str(ckpt_dir),
                 LaunchEnv.CHECKPOINT_POLICY: spec.checkpoint.model_dump_json(),
