@@ -8,6 +8,7 @@ import httpx
 import msgpack
 
 from tests.api.abuse import MiB, Watch, metric_batch, repeated
+from tests.conftest import rank_token, wait_for
 
 RSS_BUDGET = 100 * MiB  # above the server's resting RSS, while refusing bodies of hundreds of MiB
 
@@ -45,9 +46,23 @@ def test_metric_batch_declaring_an_oversized_length_is_refused_before_it_is_read
 
 
 def test_an_attempts_oversized_metric_batch_is_refused_too(server):
-    resp = server.http.post("/v1/training-jobs/j-1/attempts/1/metrics",
-                      content=metric_batch(40 * MiB), headers={"content-type": "application/json"}, timeout=60)
+    job = server.client().submit({"name": "sleeper", "entrypoint": ["python", "-c", "import time; time.sleep(600)"],
+                                  "resources": {"workers": 1, "cpus_per_worker": 0.5, "memory_gb": 0.5}})
+    token = wait_for(lambda: _live_rank_token(server, job["id"]), 60, what="the rank to start")
+    resp = httpx.post(f"{server.url}/v1/training-jobs/{job['id']}/attempts/1/metrics", timeout=60,
+                      content=metric_batch(40 * MiB), headers={"content-type": "application/json",
+                                                               "Authorization": f"Bearer {token}"})
     _refusal(resp, "16 MiB")
+    without = server.http.post("/v1/training-jobs/j-1/attempts/1/metrics", content=metric_batch(40 * MiB),
+                               headers={"content-type": "application/json"}, timeout=60)
+    assert without.status_code == 403  # a user's token is refused before any of the body is read
+
+
+def _live_rank_token(server, job_id: str) -> str | None:
+    try:
+        return rank_token(server.home, job_id, 1)
+    except AssertionError:
+        return None
 
 
 def test_a_runtime_sized_batch_with_the_longest_keys_is_accepted(server):
