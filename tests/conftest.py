@@ -16,8 +16,12 @@ import httpx
 import psutil
 import pytest
 
+from trainyard.auth import identity
 from trainyard.backends.local import free_port
 from trainyard.client import Client
+from trainyard.principal import Role
+from trainyard.store import Store
+from trainyard.store.auth_tables import UserRow
 
 REPO = Path(__file__).resolve().parents[1]
 YARD = [sys.executable, "-m", "trainyard.cli.main"]
@@ -104,6 +108,21 @@ def processes_under(home: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def make_user(server: Server, name: str, team: str = "default", role: str = "member") -> str:
+    """A user with `role` in `team` and a token of theirs, made in the server's store directly (as an
+    operator with the database would); returns the token."""
+    store = Store(f"sqlite:///{server.home / 'trainyard.db'}")
+    try:
+        with store.session(lock=True) as s:
+            if s.get(UserRow, name) is None:
+                identity.create_user(s, name)
+            identity.set_member(s, team, name, Role(role))
+            token, _ = identity.create_token(s, name, "test")
+        return token
+    finally:
+        store.close()
 
 
 def rank_token(home: Path, job_id: str, attempt: int) -> str:
