@@ -51,6 +51,10 @@ def running_server(*args: str, timeout_s: float = 30) -> Iterator[BenchServer]:
         try:
             with httpx.Client(base_url=url, timeout=timeout_s) as http:
                 wait(lambda: _up(http), 60, 0.2)
+                # the admin token the server wrote: for this process, its `yard` and its clients' children
+                token = (tmp / "home" / "token").read_text().strip()
+                os.environ["TRAINYARD_TOKEN"] = env["TRAINYARD_TOKEN"] = token
+                http.headers["Authorization"] = f"Bearer {token}"
                 yield BenchServer(url, env, tmp, http)
         finally:
             server.terminate()

@@ -27,6 +27,7 @@ import gzip
 import io
 import json
 import multiprocessing
+import os
 import statistics
 import tarfile
 import threading
@@ -104,7 +105,8 @@ def load(kind: str, url: str, run_id: str, ready: Any, stop: Any, answered: Any,
     expected = (413, 422) if kind == "abused" else (201,)
     deadline = time.monotonic() + max_s
     ready.set()
-    with httpx.Client(base_url=url, timeout=120) as http:
+    auth = {"Authorization": f"Bearer {os.environ['TRAINYARD_TOKEN']}"}  # set by running_server
+    with httpx.Client(base_url=url, headers=auth, timeout=120) as http:
         while not stop.is_set() and time.monotonic() < deadline:
             for method, path, body in requests:
                 if stop.is_set():

@@ -167,6 +167,7 @@ def start_trainyard(home: Path) -> tuple[subprocess.Popen, str]:
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", proc, "yard server")
+    os.environ["TRAINYARD_TOKEN"] = (home / "token").read_text().strip()  # for Client here and in children
     return proc, url
 
 

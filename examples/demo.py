@@ -28,8 +28,8 @@ def say(text: str) -> None:
     print(f"\033[1;36m==> {text}\033[0m", file=sys.stderr, flush=True)
 
 
-def kill_a_rank_after_first_checkpoint(url: str, job_id: str) -> None:
-    with httpx.Client(base_url=url, timeout=10) as http:
+def kill_a_rank_after_first_checkpoint(url: str, token: str, job_id: str) -> None:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
         while True:
             job = http.get(f"/v1/training-jobs/{job_id}").json()
             if job["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
@@ -63,7 +63,8 @@ def main() -> int:
                              capture_output=True, text=True, check=True)
         job_id = sub.stdout.strip()
         say(f"job {job_id}; following it live")
-        killer = threading.Thread(target=kill_a_rank_after_first_checkpoint, args=(url, job_id))
+        token = (home / "token").read_text().strip()  # the admin token the server wrote at its first start
+        killer = threading.Thread(target=kill_a_rank_after_first_checkpoint, args=(url, token, job_id))
         killer.start()
         code = subprocess.run([*YARD, "watch", job_id], env=env).returncode
         killer.join()

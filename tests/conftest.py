@@ -16,8 +16,12 @@ import httpx
 import psutil
 import pytest
 
+from trainyard.auth import identity
 from trainyard.backends.local import free_port
 from trainyard.client import Client
+from trainyard.principal import Role
+from trainyard.store import Store
+from trainyard.store.auth_tables import UserRow
 
 REPO = Path(__file__).resolve().parents[1]
 YARD = [sys.executable, "-m", "trainyard.cli.main"]
@@ -29,6 +33,7 @@ class Server:
     port: int
     extra_args: list[str]
     proc: subprocess.Popen | None = None
+    _http: httpx.Client | None = None
 
     @property
     def url(self) -> str:
@@ -72,8 +77,24 @@ class Server:
         return subprocess.run([*YARD, *args], env=self.env, capture_output=True, text=True,
                               timeout=timeout, cwd=REPO)
 
-    def client(self) -> Client:
-        return Client(self.url)
+    @property
+    def token(self) -> str:
+        """The platform admin's token the server wrote at its first start."""
+        return (self.home / "token").read_text().strip()
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def http(self) -> httpx.Client:
+        """Raw HTTP as the platform admin (paths relative to the server)."""
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.url, headers=self.auth, timeout=30)
+        return self._http
+
+    def client(self, token: str | None = None) -> Client:
+        return Client(self.url, token=token or self.token)
 
 
 def processes_under(home: Path) -> list[psutil.Process]:
@@ -87,6 +108,34 @@ def processes_under(home: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def make_user(server: Server, name: str, team: str = "default", role: str = "member") -> str:
+    """A user with `role` in `team` and a token of theirs, made in the server's store directly (as an
+    operator with the database would); returns the token."""
+    store = Store(f"sqlite:///{server.home / 'trainyard.db'}")
+    try:
+        with store.session(lock=True) as s:
+            if s.get(UserRow, name) is None:
+                identity.create_user(s, name)
+            identity.set_member(s, team, name, Role(role))
+            token, _ = identity.create_token(s, name, "test")
+        return token
+    finally:
+        store.close()
+
+
+def rank_token(home: Path, job_id: str, attempt: int) -> str:
+    """The credential one attempt's ranks hold, read from a live rank's environment, as the rank
+    itself reads it (TRAINYARD_TOKEN): how a test plays a rank's part, or a zombie's."""
+    for p in processes_under(home):
+        try:
+            env = p.environ()
+        except psutil.Error:
+            continue
+        if env.get("TRAINYARD_JOB_ID") == job_id and env.get("TRAINYARD_ATTEMPT") == str(attempt):
+            return env["TRAINYARD_TOKEN"]
+    raise AssertionError(f"no live rank of job {job_id} attempt {attempt} under {home}")
 
 
 @pytest.fixture

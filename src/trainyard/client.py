@@ -21,9 +21,12 @@ metrics, state, verified, created_at}.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -63,10 +66,72 @@ def server_url(url: str | None = None) -> str:
     return (url or os.environ.get("TRAINYARD_SERVER") or DEFAULT_SERVER).rstrip("/")
 
 
+TOKEN_ENV = "TRAINYARD_TOKEN"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def credentials_file() -> Path:
+    """Where `yard login` keeps a token per server: $XDG_CONFIG_HOME/trainyard/credentials.json."""
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "trainyard" / "credentials.json"
+
+
+def stored_tokens() -> dict[str, str]:
+    try:
+        data = json.loads(credentials_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def save_token(url: str, token: str) -> Path:
+    """Keep `token` for `url` (mode 0600), as `yard login` does."""
+    path = credentials_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tokens = {**stored_tokens(), server_url(url): token}
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(tokens, f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def find_token(url: str) -> str | None:
+    """The token to call `url` with: TRAINYARD_TOKEN, then `yard login`'s for that server, then, for a
+    server on this machine, the admin token it wrote to $TRAINYARD_HOME/token."""
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV].strip()
+    saved = stored_tokens().get(server_url(url))
+    if saved:
+        return saved
+    if urlsplit(url).hostname in LOCAL_HOSTS:
+        home = Path(os.environ.get("TRAINYARD_HOME", Path.home() / ".trainyard")).expanduser()
+        try:
+            return (home / "token").read_text().strip() or None
+        except OSError:
+            return None
+    return None
+
+
+class BearerToken(httpx.Auth):
+    """`Authorization: Bearer <token>` on every request."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        yield request
+
+
 class Client:
-    def __init__(self, url: str | None = None, timeout: float = 30.0):
+    def __init__(self, url: str | None = None, timeout: float = 30.0, token: str | None = None):
+        """`token`: default as `find_token` says (the environment, `yard login`, the local server's)."""
         self.url = server_url(url)
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        token = token or find_token(self.url)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout,
+                                  auth=BearerToken(token) if token else None)
 
     def close(self) -> None:
         self._http.close()
@@ -200,8 +265,7 @@ class Client:
 
     def create_run(
         self, name: str = "run", project: str = "default", experiment: str | None = None,
-        params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+        params: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> dict[str, Any]:
         body = {"name": name, "project": project, "experiment": experiment,
                 "params": params or {}, "tags": tags or {}}
         return self.request("POST", "/v1/runs", json=body)
@@ -212,8 +276,7 @@ class Client:
 
     def search_runs(
         self, filter: str | None = None, project: str | None = None, experiment: str | None = None,
-        order_by: list[str] | None = None, limit: int = 100, page_token: str | None = None,
-    ) -> dict[str, Any]:
+        order_by: list[str] | None = None, limit: int = 100, page_token: str | None = None) -> dict[str, Any]:
         """One page: {items, next_page_token}. `filter` like "val_acc > 0.95 and params.lr < 0.01"."""
         params: dict[str, Any] = {"limit": limit, "order_by": order_by or []}
         for name, value in (("filter", filter), ("project", project), ("experiment", experiment),
@@ -279,8 +342,7 @@ class Client:
 
     def upload_artifact(
         self, run_id: str, path: str, source: str | os.PathLike[str] | bytes,
-        progress: Callable[[int], None] | None = None,
-    ) -> dict[str, Any]:
+        progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Store a file (streamed from disk, never whole in memory) or bytes as artifact `path`
         of the run; `progress(n)` is called with each chunk's size as it is sent."""
         if isinstance(source, bytes):
@@ -322,12 +384,6 @@ class Client:
         return written
 
     # -- datasets, lineage and the model registry -----------------------------
-    # "Who" in a model's history is the X-Trainyard-User header: $USER unless `user` is given.
-    # There is no authentication yet; the server records what it is told.
-
-    def _who(self, user: str | None) -> dict[str, str]:
-        return {"X-Trainyard-User": user or os.environ.get("USER") or "anonymous"}
-
     def missing_dataset_blobs(self, sha256s: list[str]) -> list[str]:
         return self.request("POST", "/v1/dataset-blobs/missing", json={"sha256": sha256s})["missing"]
 
@@ -344,16 +400,14 @@ class Client:
                             headers={"content-type": "application/octet-stream"})
 
     def create_dataset_version(self, name: str, files: list[dict[str, Any]], project: str = "default",
-                               source: str = "", description: str = "",
-                               user: str | None = None) -> dict[str, Any]:
+                               source: str = "", description: str = "") -> dict[str, Any]:
         """NAME@vN from a manifest [{path, bytes, sha256}] whose contents are uploaded; {ref, created, ...}."""
         body = {"name": name, "project": project, "files": files, "source": source,
                 "description": description}
-        return self.request("POST", "/v1/datasets", json=body, headers=self._who(user))
+        return self.request("POST", "/v1/datasets", json=body)
 
     def create_dataset(self, name: str, path: str | os.PathLike[str], project: str = "default",
-                       description: str = "", progress: Callable[[int], None] | None = None,
-                       user: str | None = None) -> dict[str, Any]:
+                       description: str = "", progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Snapshot a directory: hash its files, upload the contents the server lacks, make NAME@vN."""
         from pathlib import Path
 
@@ -366,7 +420,7 @@ class Client:
             if f["sha256"] in missing:
                 self.upload_dataset_blob(f["sha256"], root / f["path"], progress)
                 missing.discard(f["sha256"])
-        return self.create_dataset_version(name, files, project, str(root.resolve()), description, user)
+        return self.create_dataset_version(name, files, project, str(root.resolve()), description)
 
     def datasets(self, project: str | None = None) -> list[dict[str, Any]]:
         return self.request("GET", "/v1/datasets", params={"project": project} if project else {})["items"]
@@ -379,11 +433,9 @@ class Client:
         """One snapshot with its manifest (`files`)."""
         return self.request("GET", f"/v1/datasets/{name}/versions/{version}")
 
-    def declare_model(self, spec: dict[str, Any], code: dict[str, Any] | None = None,
-                      user: str | None = None) -> dict[str, Any]:
+    def declare_model(self, spec: dict[str, Any], code: dict[str, Any] | None = None) -> dict[str, Any]:
         """Create a model or change its description and evaluation (a model.yaml as a mapping)."""
-        return self.request("POST", "/v1/models", json={"spec": spec, "code_snapshot": code},
-                            headers=self._who(user))
+        return self.request("POST", "/v1/models", json={"spec": spec, "code_snapshot": code})
 
     def models(self, project: str | None = None) -> list[dict[str, Any]]:
         return self.request("GET", "/v1/models", params={"project": project} if project else {})["items"]
@@ -393,33 +445,30 @@ class Client:
         return self.request("GET", f"/v1/models/{name}")
 
     def register_model_version(self, name: str, run_id: str, checkpoint: str = "best", description: str = "",
-                               tags: dict[str, str] | None = None, user: str | None = None) -> dict[str, Any]:
+                               tags: dict[str, str] | None = None) -> dict[str, Any]:
         body = {"run_id": run_id, "checkpoint": checkpoint, "description": description, "tags": tags or {}}
-        return self.request("POST", f"/v1/models/{name}/versions", json=body, headers=self._who(user))
+        return self.request("POST", f"/v1/models/{name}/versions", json=body)
 
     def model_version(self, name: str, which: int | str) -> dict[str, Any]:
         """A version by number (3, "v3") or alias ("production")."""
         return self.request("GET", f"/v1/models/{name}/versions/{which}")
 
     def update_model_version(self, name: str, which: int | str, description: str | None = None,
-                             tags: dict[str, str] | None = None, remove_tags: list[str] | None = None,
-                             user: str | None = None) -> dict[str, Any]:
+                             tags: dict[str, str] | None = None,
+                             remove_tags: list[str] | None = None) -> dict[str, Any]:
         body = {"description": description, "tags": tags or {}, "remove_tags": remove_tags or []}
-        return self.request("PATCH", f"/v1/models/{name}/versions/{which}", json=body, headers=self._who(user))
+        return self.request("PATCH", f"/v1/models/{name}/versions/{which}", json=body)
 
-    def evaluate_model_version(self, name: str, which: int | str, user: str | None = None) -> dict[str, Any]:
-        return self.request("POST", f"/v1/models/{name}/versions/{which}/evaluate", headers=self._who(user))
+    def evaluate_model_version(self, name: str, which: int | str) -> dict[str, Any]:
+        return self.request("POST", f"/v1/models/{name}/versions/{which}/evaluate")
 
-    def move_alias(self, name: str, alias: str, version: int, reason: str,
-                   user: str | None = None) -> dict[str, Any]:
+    def move_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
         """Point `alias` at a version; a gated alias refuses (422) a version that has not passed."""
         return self.request("PUT", f"/v1/models/{name}/aliases/{alias}",
-                            json={"version": version, "reason": reason}, headers=self._who(user))
+                            json={"version": version, "reason": reason})
 
-    def rollback_alias(self, name: str, alias: str = "production", reason: str = "rollback",
-                       user: str | None = None) -> dict[str, Any]:
-        return self.request("POST", f"/v1/models/{name}/aliases/{alias}/rollback", json={"reason": reason},
-                            headers=self._who(user))
+    def rollback_alias(self, name: str, alias: str = "production", reason: str = "rollback") -> dict[str, Any]:
+        return self.request("POST", f"/v1/models/{name}/aliases/{alias}/rollback", json={"reason": reason})
 
     def model_events(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         return self.request("GET", f"/v1/models/{name}/events",

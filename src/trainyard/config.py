@@ -63,6 +63,11 @@ class ServerConfig:
         return self.home / "checkpoints"
 
     @property
+    def token_file(self) -> Path:
+        """The platform admin's token for this machine's CLI (mode 0600), written at start."""
+        return self.home / "token"
+
+    @property
     def logs(self) -> Path:
         return self.home / "logs"
 

@@ -390,7 +390,8 @@ class LaunchEnv:
 
     SERVER = "TRAINYARD_SERVER"  # base URL of the api
     JOB_ID = "TRAINYARD_JOB_ID"
-    ATTEMPT = "TRAINYARD_ATTEMPT"  # the fencing token, an int >= 1
+    ATTEMPT = "TRAINYARD_ATTEMPT"  # the attempt's number, an int >= 1
+    TOKEN = "TRAINYARD_TOKEN"  # the attempt's own credential (the fencing token), dead once it ends
     HPARAMS = "TRAINYARD_HPARAMS"  # JSON object
     CHECKPOINT_DIR = "TRAINYARD_CHECKPOINT_DIR"  # the job's checkpoint root, shared by attempts
     CHECKPOINT_POLICY = "TRAINYARD_CHECKPOINT_POLICY"  # JSON of CheckpointPolicy

@@ -8,6 +8,7 @@ import httpx
 import msgpack
 
 from tests.api.abuse import MiB, Watch, metric_batch, repeated
+from tests.conftest import rank_token, wait_for
 
 RSS_BUDGET = 100 * MiB  # above the server's resting RSS, while refusing bodies of hundreds of MiB
 
@@ -24,7 +25,7 @@ def test_oversized_metric_batch_is_refused_quickly_without_buffering_it(server):
     run = server.client().create_run("big-batch")["id"]
     with Watch(server.proc.pid, server.url) as watch:
         t0 = time.monotonic()
-        resp = httpx.post(f"{server.url}/v1/runs/{run}/metrics", content=metric_batch(286 * MiB),
+        resp = server.http.post(f"/v1/runs/{run}/metrics", content=metric_batch(286 * MiB),
                           headers={"content-type": "application/json"}, timeout=120)
         elapsed = time.monotonic() - t0
     message = _refusal(resp, "16 MiB")
@@ -38,16 +39,30 @@ def test_metric_batch_declaring_an_oversized_length_is_refused_before_it_is_read
     run = server.client().create_run("declared")["id"]
     size = 64 * MiB
     t0 = time.monotonic()
-    resp = httpx.post(f"{server.url}/v1/runs/{run}/metrics", content=repeated(b"x" * MiB, size),
+    resp = server.http.post(f"/v1/runs/{run}/metrics", content=repeated(b"x" * MiB, size),
                       headers={"content-type": "application/json", "content-length": str(size)}, timeout=60)
     assert time.monotonic() - t0 < 10
     assert "64 MiB" in _refusal(resp, "16 MiB")
 
 
 def test_an_attempts_oversized_metric_batch_is_refused_too(server):
-    resp = httpx.post(f"{server.url}/v1/training-jobs/j-1/attempts/1/metrics",
-                      content=metric_batch(40 * MiB), headers={"content-type": "application/json"}, timeout=60)
+    job = server.client().submit({"name": "sleeper", "entrypoint": ["python", "-c", "import time; time.sleep(600)"],
+                                  "resources": {"workers": 1, "cpus_per_worker": 0.5, "memory_gb": 0.5}})
+    token = wait_for(lambda: _live_rank_token(server, job["id"]), 60, what="the rank to start")
+    resp = httpx.post(f"{server.url}/v1/training-jobs/{job['id']}/attempts/1/metrics", timeout=60,
+                      content=metric_batch(40 * MiB), headers={"content-type": "application/json",
+                                                               "Authorization": f"Bearer {token}"})
     _refusal(resp, "16 MiB")
+    without = server.http.post("/v1/training-jobs/j-1/attempts/1/metrics", content=metric_batch(40 * MiB),
+                               headers={"content-type": "application/json"}, timeout=60)
+    assert without.status_code == 403  # a user's token is refused before any of the body is read
+
+
+def _live_rank_token(server, job_id: str) -> str | None:
+    try:
+        return rank_token(server.home, job_id, 1)
+    except AssertionError:
+        return None
 
 
 def test_a_runtime_sized_batch_with_the_longest_keys_is_accepted(server):
@@ -56,18 +71,18 @@ def test_a_runtime_sized_batch_with_the_longest_keys_is_accepted(server):
     key = "k" * 250
     points = [{"key": key, "step": 2**62 + i, "timestamp": 1700000000.123456, "value": 1e-300 * i}
               for i in range(10_000)]
-    resp = httpx.post(f"{server.url}/v1/runs/{run}/metrics", json={"points": points}, timeout=60)
+    resp = server.http.post(f"/v1/runs/{run}/metrics", json={"points": points}, timeout=60)
     assert resp.status_code == 200 and resp.json() == {"accepted": 10_000}
     body = msgpack.packb({"columns": {"key": [key] * 10_000, "step": list(range(10_000)),
                                       "timestamp": [1.7e9] * 10_000, "value": [0.5] * 10_000}})
-    resp = httpx.post(f"{server.url}/v1/runs/{run}/metrics", content=body,
+    resp = server.http.post(f"/v1/runs/{run}/metrics", content=body,
                       headers={"content-type": "application/msgpack"}, timeout=60)
     assert resp.json() == {"accepted": 10_000}
 
 
 def test_code_archive_over_200_mib_is_refused_while_it_streams(server):
     with Watch(server.proc.pid, server.url) as watch:
-        resp = httpx.post(f"{server.url}/v1/code-archives", content=repeated(b"\x1f" * MiB, 300 * MiB),
+        resp = server.http.post("/v1/code-archives", content=repeated(b"\x1f" * MiB, 300 * MiB),
                           headers={"content-type": "application/gzip"}, timeout=120)
     message = _refusal(resp, "200 MiB")
     assert "dataset" in message
@@ -77,15 +92,15 @@ def test_code_archive_over_200_mib_is_refused_while_it_streams(server):
 
 def test_a_json_body_over_the_default_limit_is_refused(server):
     spec = {"name": "big", "entrypoint": ["python", "-c", "pass"], "env": {"PAD": "x" * (5 * MiB)}}
-    resp = httpx.post(f"{server.url}/v1/training-jobs", json={"spec": spec}, timeout=60)
+    resp = server.http.post("/v1/training-jobs", json={"spec": spec}, timeout=60)
     _refusal(resp, "4 MiB")
-    assert httpx.get(f"{server.url}/v1/training-jobs").json()["items"] == []
+    assert server.http.get("/v1/training-jobs").json()["items"] == []
 
 
 def test_an_artifact_is_streamed_to_disk_not_memory(server, tmp_path):
     run = server.client().create_run("artifact")["id"]
     with Watch(server.proc.pid, server.url) as watch:
-        resp = httpx.put(f"{server.url}/v1/runs/{run}/artifacts/big.bin", content=repeated(b"a" * MiB, 400 * MiB),
+        resp = server.http.put(f"/v1/runs/{run}/artifacts/big.bin", content=repeated(b"a" * MiB, 400 * MiB),
                          headers={"content-type": "application/octet-stream"}, timeout=120)
     assert resp.status_code == 201, resp.text
     assert resp.json()["bytes"] == 400 * MiB

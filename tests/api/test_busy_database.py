@@ -7,8 +7,6 @@ import hashlib
 import sqlite3
 import time
 
-import httpx
-
 BUSY_TIMEOUT_S = 0.5
 
 
@@ -17,7 +15,7 @@ def test_a_write_blocked_past_the_busy_timeout_is_a_503_that_writes_nothing(make
     server = make_server()
     content = b"busy bytes"
     sha = hashlib.sha256(content).hexdigest()
-    put = httpx.put(f"{server.url}/v1/dataset-blobs/{sha}", content=content,
+    put = server.http.put(f"/v1/dataset-blobs/{sha}", content=content,
                     headers={"content-type": "application/octet-stream"})
     assert put.status_code == 200, put.text
     body = {"name": "busyset", "files": [{"path": "a.bin", "bytes": len(content), "sha256": sha}]}
@@ -26,19 +24,19 @@ def test_a_write_blocked_past_the_busy_timeout_is_a_503_that_writes_nothing(make
     holder.execute("BEGIN IMMEDIATE")  # SQLite's one write lock, held by another process's connection
     try:
         t0 = time.monotonic()
-        blocked = httpx.post(f"{server.url}/v1/datasets", json=body, timeout=60)
+        blocked = server.http.post("/v1/datasets", json=body, timeout=60)
         elapsed = time.monotonic() - t0
         assert blocked.status_code == 503, blocked.text
         assert blocked.headers["retry-after"] == "1"
         assert "retry shortly" in blocked.json()["detail"]
         assert BUSY_TIMEOUT_S <= elapsed < 10, elapsed  # it waited out the timeout the server was given
-        listed = httpx.get(f"{server.url}/v1/datasets")  # readers are not held up by a writer
+        listed = server.http.get("/v1/datasets")  # readers are not held up by a writer
         assert listed.status_code == 200 and listed.json()["items"] == []
     finally:
         holder.execute("ROLLBACK")
         holder.close()
 
-    again = httpx.post(f"{server.url}/v1/datasets", json=body, timeout=60)
+    again = server.http.post("/v1/datasets", json=body, timeout=60)
     assert again.status_code == 201, again.text
     assert again.json()["ref"] == "busyset@v1" and again.json()["created"] is True
     assert [v["ref"] for v in server.client().dataset("busyset")["items"]] == ["busyset@v1"]

@@ -30,7 +30,7 @@ def test_gzip_bomb_is_refused_and_healthz_stays_fast_meanwhile(server):
     bomb = gzip_bomb(8 * GiB)
     with Watch(server.proc.pid, server.url, every_s=0.02) as watch:
         t0 = time.monotonic()
-        resp = httpx.post(f"{server.url}/v1/code-archives", content=bomb, **POST)
+        resp = server.http.post("/v1/code-archives", content=bomb, **POST)
         elapsed = time.monotonic() - t0
         time.sleep(0.2)  # a few probes after the answer, too
     _refused(resp, "1024 MiB")
@@ -47,7 +47,7 @@ def test_archive_inflating_past_the_cap_across_many_members_is_refused(server):
             yield zeros
         yield gzip.compress(bytes(1024))
 
-    resp = httpx.post(f"{server.url}/v1/code-archives", content=members(), **POST)
+    resp = server.http.post("/v1/code-archives", content=members(), **POST)
     _refused(resp, "1024 MiB")
 
 
@@ -58,13 +58,13 @@ def _member(name: str, size: int) -> bytes:
 
 
 def test_archive_with_too_many_members_is_refused(server):
-    resp = httpx.post(f"{server.url}/v1/code-archives", content=many_members(20_001), **POST)
+    resp = server.http.post("/v1/code-archives", content=many_members(20_001), **POST)
     _refused(resp, "20000 files")
 
 
 def test_a_huge_long_name_header_is_refused_before_it_is_read(server):
     with Watch(server.proc.pid, server.url) as watch:
-        resp = httpx.post(f"{server.url}/v1/code-archives", content=gzip_bomb(
+        resp = server.http.post("/v1/code-archives", content=gzip_bomb(
             600 * MiB, name="././@LongLink", kind=tarfile.GNUTYPE_LONGNAME, fmt=tarfile.GNU_FORMAT), **POST)
     _refused(resp, "header")
     assert watch.rss_growth < 100 * MiB, watch.rss_growth
@@ -85,25 +85,25 @@ def test_members_that_leave_the_code_directory_or_are_devices_are_refused(server
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         tar.addfile(info, io.BytesIO(b"x" * info.size))
-    resp = httpx.post(f"{server.url}/v1/code-archives", content=buf.getvalue(), **POST)
+    resp = server.http.post("/v1/code-archives", content=buf.getvalue(), **POST)
     assert resp.status_code == 422, resp.text
     assert resp.json()["errors"][0]["field"] == "(body)"
 
 
 def test_a_real_code_archive_is_stored_under_its_digest(server):
     archive = code_archive({"train.py": b"print('hi')\n", "pkg/model.py": b"x = 1\n"})
-    resp = httpx.post(f"{server.url}/v1/code-archives", content=archive, **POST)
+    resp = server.http.post("/v1/code-archives", content=archive, **POST)
     assert resp.status_code == 201, resp.text
     digest = "sha256:" + hashlib.sha256(archive).hexdigest()
     assert resp.json() == {"digest": digest}
     stored = server.home / "blobs" / "code" / f"{digest.removeprefix('sha256:')}.tar.gz"
     assert stored.read_bytes() == archive
-    again = httpx.post(f"{server.url}/v1/code-archives", content=archive, **POST)
+    again = server.http.post("/v1/code-archives", content=archive, **POST)
     assert again.json() == {"digest": digest}
 
 
 def test_not_a_tar_gz_is_refused_with_422(server):
-    resp = httpx.post(f"{server.url}/v1/code-archives", content=b"hello", **POST)
+    resp = server.http.post("/v1/code-archives", content=b"hello", **POST)
     assert resp.status_code == 422
     assert "tar.gz" in resp.json()["errors"][0]["message"]
 

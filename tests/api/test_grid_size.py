@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 
 from trainyard.spec import SpecError
@@ -22,13 +21,13 @@ def _grid(search: dict) -> dict:
 def test_grid_over_150_million_integers_is_refused_in_under_a_second(server):
     spec = _grid({"seed": {"type": "int", "low": 0, "high": 150_000_000}})
     t0 = time.monotonic()
-    resp = httpx.post(f"{server.url}/v1/sweeps", json={"spec": spec}, timeout=60)
+    resp = server.http.post("/v1/sweeps", json={"spec": spec}, timeout=60)
     assert time.monotonic() - t0 < 1
     assert resp.status_code == 422, resp.text
     [error] = resp.json()["errors"]
     assert error["field"] == "search.seed"
     assert "150000001 values" in error["message"] and "10000" in error["message"]
-    assert httpx.get(f"{server.url}/v1/sweeps").json()["items"] == []
+    assert server.http.get("/v1/sweeps").json()["items"] == []
 
 
 @pytest.mark.parametrize("search, field", [

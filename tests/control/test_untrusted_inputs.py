@@ -25,22 +25,22 @@ def test_a_sweep_cannot_use_another_projects_dataset_or_an_unknown_priority(serv
     for job, field in (({**JOB, "project": "speech", "dataset": "private@v1"}, "job.dataset"),
                        ({**JOB, "priority": "9999"}, "job.priority")):
         spec = {"name": "sneaky", "job": job, "metric": {"name": "loss"}, "max_trials": 2, "search": search}
-        resp = httpx.post(f"{server.url}/v1/sweeps", json={"spec": spec})
+        resp = server.http.post("/v1/sweeps", json={"spec": spec})
         assert resp.status_code == 422, resp.text
         assert resp.json()["errors"][0]["field"] == field
-    assert httpx.get(f"{server.url}/v1/sweeps").json()["items"] == []
-    assert httpx.get(f"{server.url}/v1/training-jobs").json()["items"] == []
+    assert server.http.get("/v1/sweeps").json()["items"] == []
+    assert server.http.get("/v1/training-jobs").json()["items"] == []
 
 
 def test_adding_a_priority_class_keeps_the_built_in_ones(server):
-    resp = httpx.put(f"{server.url}/v1/priority-classes/urgent", json={"value": 10})
+    resp = server.http.put("/v1/priority-classes/urgent", json={"value": 10})
     assert resp.status_code == 200, resp.text
-    classes = httpx.get(f"{server.url}/v1/priority-classes").json()
+    classes = server.http.get("/v1/priority-classes").json()
     assert classes == {"low": 0, "normal": 1, "high": 2, "critical": 3, "urgent": 10}
-    resp = httpx.post(f"{server.url}/v1/training-jobs", json={"spec": JOB})  # priority: normal
+    resp = server.http.post("/v1/training-jobs", json={"spec": JOB})  # priority: normal
     assert resp.status_code == 201, resp.text
-    httpx.put(f"{server.url}/v1/priority-classes/high", json={"value": 5})  # a built-in, replaced by name
-    assert httpx.get(f"{server.url}/v1/priority-classes").json()["high"] == 5
+    server.http.put("/v1/priority-classes/high", json={"value": 5})  # a built-in, replaced by name
+    assert server.http.get("/v1/priority-classes").json()["high"] == 5
 
 
 def test_ranks_get_an_explicit_environment_without_the_servers_secrets(make_server, tmp_path, monkeypatch):
@@ -65,15 +65,15 @@ def test_control_characters_in_env_or_entrypoint_are_refused_by_field(server):
              ({"entrypoint": ["python", "-c", "print(1)\nimport os"]}, "entrypoint"),
              ({"env": {"CUDA_VISIBLE_DEVICES": "0,1"}}, "env")]
     for fields, field in cases:
-        resp = httpx.post(f"{server.url}/v1/training-jobs", json={"spec": {**JOB, **fields}})
+        resp = server.http.post("/v1/training-jobs", json={"spec": {**JOB, **fields}})
         assert resp.status_code == 422, (fields, resp.text)
         assert resp.json()["errors"][0]["field"] == field
-    assert httpx.get(f"{server.url}/v1/training-jobs").json()["items"] == []
+    assert server.http.get("/v1/training-jobs").json()["items"] == []
 
 
 def test_a_poison_env_job_does_not_stop_a_healthy_job_from_running(server, tmp_path):
     """The launch that once raised inside the scheduling pass is now refused at the door."""
-    poison = httpx.post(f"{server.url}/v1/training-jobs",
+    poison = server.http.post("/v1/training-jobs",
                         json={"spec": {**JOB, "name": "poison", "env": {"X": "a\u0000b"}}})
     assert poison.status_code == 422
     spec = write_job(tmp_path, "print('healthy')", resources=SMALL)
@@ -85,11 +85,11 @@ def test_a_poison_env_job_does_not_stop_a_healthy_job_from_running(server, tmp_p
 
 def test_a_foreign_host_header_is_refused_before_any_route(server):
     for host in ("evil.example", "evil.example:8765", "127.0.0.1.nip.io"):
-        resp = httpx.get(f"{server.url}/v1/training-jobs", headers={"host": host})
+        resp = server.http.get("/v1/training-jobs", headers={"host": host})
         assert resp.status_code == 421, host
         assert resp.json()["errors"][0]["field"] == "Host"
     for host in ("localhost", f"127.0.0.1:{server.port}", f"localhost:{server.port}"):
-        assert httpx.get(f"{server.url}/v1/training-jobs", headers={"host": host}).status_code == 200
+        assert server.http.get("/v1/training-jobs", headers={"host": host}).status_code == 200
 
 
 def test_allowed_hosts_can_be_extended_by_the_operator(make_server, monkeypatch):

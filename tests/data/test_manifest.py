@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from trainyard.data.manifest import ManifestError, check
@@ -33,8 +32,8 @@ def test_nested_files_under_distinct_directories_are_fine():
 
 
 def test_server_refuses_a_colliding_manifest_and_stores_no_dataset(data_server):
-    resp = httpx.post(f"{data_server.url}/v1/datasets",
+    resp = data_server.http.post("/v1/datasets",
                       json={"name": "collide", "files": [entry("a"), entry("a/b")]})
     assert resp.status_code == 422, resp.text
     assert resp.json()["errors"][0]["field"] == "files.1.path"
-    assert httpx.get(f"{data_server.url}/v1/datasets/collide").status_code == 404
+    assert data_server.http.get("/v1/datasets/collide").status_code == 404

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import Server, wait_for
-from trainyard.client import Client, TrainyardError
+from trainyard.client import TrainyardError
 
 READER = Path(__file__).parent / "reader"
 
@@ -154,7 +154,7 @@ def test_a_tampered_local_copy_fails_the_job_and_the_next_launch_copies_afresh(d
 
 def test_upload_whose_bytes_do_not_hash_to_their_name_stores_nothing(data_server):
     wrong = hashlib.sha256(b"what it claims").hexdigest()
-    with Client(data_server.url) as c:
+    with data_server.client() as c:
         with pytest.raises(TrainyardError) as refused:
             c.request("PUT", f"/v1/dataset-blobs/{wrong}", content=b"something else")
         assert refused.value.status == 422 and refused.value.detail["errors"][0]["field"] == "sha256"

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import torch
 
-from tests.conftest import wait_for
+from tests.conftest import rank_token, wait_for
 from trainyard.runtime.manifest import write_checkpoint
 
 
@@ -45,8 +45,10 @@ def write_real(server, job_id: str, step: int, attempt: int = 1) -> tuple[dict, 
 
 
 def commit(server, job_id: str, body: dict, attempt: int = 1) -> httpx.Response:
+    """Commit as the job's rank does: with its attempt's own credential."""
     url = f"{server.url}/v1/training-jobs/{job_id}/attempts/{attempt}/checkpoints"
-    return httpx.post(url, json=body, timeout=30)
+    token = rank_token(server.home, job_id, attempt)
+    return httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
 def commit_real(server, job_id: str, step: int, with_uri: bool = False) -> httpx.Response:
@@ -63,8 +65,7 @@ def refused_fields(res: httpx.Response) -> list[str]:
 
 
 def all_checkpoints(server, job_id: str) -> list[dict]:
-    url = f"{server.url}/v1/training-jobs/{job_id}/checkpoints"
-    return httpx.get(url, params={"all": True}).json()["items"]
+    return server.http.get(f"/v1/training-jobs/{job_id}/checkpoints", params={"all": True}).json()["items"]
 
 
 def test_commit_naming_a_directory_outside_the_job_root_is_refused_and_nothing_is_deleted(server, tmp_path):

@@ -86,9 +86,8 @@ def test_cancel_stops_every_rank_with_no_orphans(server, tmp_path):
 def test_bad_spec_is_refused_naming_the_field(server, tmp_path, fields, field):
     spec = {"name": "bad", "entrypoint": ["python", "x.py"], **fields}
     client = server.client()
-    import httpx
 
-    resp = httpx.post(f"{server.url}/v1/training-jobs", json={"spec": spec})
+    resp = server.http.post("/v1/training-jobs", json={"spec": spec})
     assert resp.status_code == 422
     assert field in [e["field"] for e in resp.json()["errors"]]
     path = tmp_path / "bad.json"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 
-import httpx
 import psutil
 import pytest
 
@@ -32,7 +31,7 @@ def test_a_job_whose_launch_raises_fails_alone_and_healthy_jobs_launch_once(serv
     blob = server.home / "blobs" / "code" / f"{digest}.tar.gz"
     blob.parent.mkdir(parents=True, exist_ok=True)
     blob.write_bytes(garbage)
-    poison = httpx.post(f"{server.url}/v1/training-jobs", json={
+    poison = server.http.post("/v1/training-jobs", json={
         "spec": {"name": "poison", "entrypoint": ["python", "main.py"], "resources": SMALL},
         "code_snapshot": {"digest": f"sha256:{digest}"}})
     assert poison.status_code == 201, poison.text

@@ -115,10 +115,11 @@ def test_frozen_rank_is_declared_dead_fenced_and_recovered(server, tmp_path):
             pass
     reasons = [e["reason"] for e in client.events(job_id)]
     assert any("worker rank 1" in r and "sent no heartbeat" in r for r in reasons), reasons
-    stale = httpx.post(f"{server.url}/v1/training-jobs/{job_id}/attempts/1/metrics",
+    zombie = {"Authorization": f"Bearer {psutil.Process(victim['pid']).environ()['TRAINYARD_TOKEN']}"}
+    stale = httpx.post(f"{server.url}/v1/training-jobs/{job_id}/attempts/1/metrics", headers=zombie,
                        json={"rank": 0, "points": [{"key": "x", "step": 1, "timestamp": 0, "value": 1}]})
-    assert stale.status_code == 409
-    assert "no longer current" in stale.json()["detail"]
+    assert stale.status_code == 409, stale.text
+    assert "attempt 1" in stale.json()["detail"] and "ended" in stale.json()["detail"]
     wait_for(lambda: not psutil.pid_exists(victim["pid"]) or
              psutil.Process(victim["pid"]).status() == psutil.STATUS_ZOMBIE, 30,
              what="the frozen rank to be killed")
@@ -152,7 +153,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(server, tmp_path, dama
     fallback = [e for e in events if e["kind"] == "checkpoint_fallback"]
     assert fallback and f"step {newest['step']}" in fallback[0]["reason"]
     assert f"step {previous['step']}" in fallback[0]["reason"]
-    every = httpx.get(f"{server.url}/v1/training-jobs/{job_id}/checkpoints", params={"all": True}).json()
+    every = server.http.get(f"/v1/training-jobs/{job_id}/checkpoints", params={"all": True}).json()
     assert any(c["step"] == newest["step"] and c["state"] == "CORRUPT" for c in every["items"])
 
 

@@ -36,7 +36,7 @@ def refused(resp: httpx.Response, field: str) -> str:
 
 @pytest.fixture
 def http(seeded: Seeded) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=seeded.server.url, timeout=60) as c:
+    with httpx.Client(base_url=seeded.server.url, headers=seeded.server.auth, timeout=60) as c:
         yield c
 
 

@@ -77,7 +77,7 @@ def _legacy_node_id(request: pytest.FixtureRequest) -> None:
 @schema.parametrize()
 def test_every_operation_answers_without_a_server_error_and_as_its_schema_declares(
         case: schemathesis.Case, seeded: Seeded) -> None:
-    response = case.call(base_url=seeded.server.url, allow_redirects=False, timeout=60)
+    response = case.call(base_url=seeded.server.url, headers=seeded.server.auth, allow_redirects=False, timeout=60)
     assert urlsplit(response.request.url).hostname == "127.0.0.1"
     TALLY.requests += 1
     TALLY.operations.add(case.operation.label)

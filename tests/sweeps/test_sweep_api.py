@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-
 from tests.sweeps.conftest import XY, write_sweep
 
 TEMPLATE = {"name": "trial", "entrypoint": ["python", "objective.py"],
@@ -15,19 +13,19 @@ def test_bad_search_spaces_get_422_with_every_field_named(server):
             "sampler": "annealing",
             "search": {"lr": {"type": "float", "low": 0.1, "high": 0.001},
                        "optimizer": {"type": "categorical", "values": []}}}
-    resp = httpx.post(f"{server.url}/v1/sweeps", json={"spec": spec})
+    resp = server.http.post("/v1/sweeps", json={"spec": spec})
     assert resp.status_code == 422
     fields = {e["field"]: e["message"] for e in resp.json()["errors"]}
     assert set(fields) == {"sampler", "search.lr.low", "search.optimizer.values"}
     assert "choose one of grid, random, tpe, gp, cmaes" in fields["sampler"]
-    assert httpx.get(f"{server.url}/v1/sweeps").json()["items"] == []
-    assert httpx.get(f"{server.url}/v1/training-jobs").json()["items"] == []
+    assert server.http.get("/v1/sweeps").json()["items"] == []
+    assert server.http.get("/v1/training-jobs").json()["items"] == []
 
 
 def test_a_trial_template_that_cannot_fit_is_refused(server):
     spec = {"name": "huge", "job": {**TEMPLATE, "resources": {"workers": 64, "cpus_per_worker": 8}},
             "metric": {"name": "loss"}, "max_trials": 2, "search": XY}
-    resp = httpx.post(f"{server.url}/v1/sweeps", json={"spec": spec})
+    resp = server.http.post("/v1/sweeps", json={"spec": spec})
     assert resp.status_code == 422
     assert resp.json()["errors"][0]["field"] == "job.resources.cpus_per_worker"
 
@@ -42,7 +40,7 @@ def test_cli_refuses_a_bad_sweep_file_in_one_line(server, tmp_path):
 
 
 def test_unknown_sweep_is_404_and_says_how_to_list(server):
-    resp = httpx.get(f"{server.url}/v1/sweeps/nope-123456")
+    resp = server.http.get("/v1/sweeps/nope-123456")
     assert resp.status_code == 404
     res = server.yard("sweep", "status", "nope-123456")
     assert res.returncode != 0 and "yard sweep list" in res.stderr

@@ -16,8 +16,8 @@ MIB = 1024 * 1024
 ROUNDS = 4
 
 
-def download(url: str) -> tuple[bytes, dict]:
-    resp = httpx.get(url, timeout=60)
+def download(url: str, auth: dict[str, str]) -> tuple[bytes, dict]:
+    resp = httpx.get(url, headers=auth, timeout=60)
     assert resp.status_code == 200, resp.text
     return resp.content, dict(resp.headers)
 
@@ -33,7 +33,7 @@ def test_concurrent_puts_of_one_path_never_serve_bytes_that_differ_from_their_ch
     def keep_downloading() -> None:
         while uploading.is_set():
             try:
-                served.append(download(url))
+                served.append(download(url, tracking_server.auth))
             except (AssertionError, httpx.HTTPError) as exc:  # a torn body breaks the transfer itself
                 failures.append(exc)
 
@@ -43,7 +43,7 @@ def test_concurrent_puts_of_one_path_never_serve_bytes_that_differ_from_their_ch
         start = threading.Barrier(len(bodies))
 
         def put(body: bytes, start: threading.Barrier = start) -> httpx.Response:
-            with httpx.Client(timeout=60) as http:
+            with httpx.Client(timeout=60, headers=tracking_server.auth) as http:
                 start.wait()
                 return http.put(url, content=body)
 
@@ -60,7 +60,7 @@ def test_concurrent_puts_of_one_path_never_serve_bytes_that_differ_from_their_ch
         for body, resp in zip(bodies, results, strict=True):
             assert resp.json()["sha256"] == hashlib.sha256(body).hexdigest()
 
-        data, headers = download(url)
+        data, headers = download(url, tracking_server.auth)
         row = next(a for a in client.artifacts(run) if a["path"] == "model/weights.bin")
         assert hashlib.sha256(data).hexdigest() == headers["x-checksum-sha256"] == row["sha256"]
         assert len(data) == int(headers["content-length"]) == row["bytes"]

@@ -39,7 +39,7 @@ def test_artifact_streams_up_and_down_with_its_checksum(client: Client, tmp_path
 @pytest.mark.parametrize("path", ["%2e%2e/escape.txt", "a/%2E%2E/%2e%2e/b", "a//b", "a/%2e/b", "a\\..\\b"])
 def test_artifact_paths_that_could_leave_the_run_are_refused(client: Client, tracking_server, path):
     run = client.create_run("paths")["id"]
-    resp = httpx.put(f"{tracking_server.url}/v1/runs/{run}/artifacts/{path}", content=b"x")
+    resp = tracking_server.http.put(f"/v1/runs/{run}/artifacts/{path}", content=b"x")
     assert resp.status_code == 422, resp.text
     assert resp.json()["errors"][0]["field"] == "path"
     assert client.artifacts(run) == []

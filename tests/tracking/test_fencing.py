@@ -24,8 +24,11 @@ def point(key: str, value: float, step: int = 2) -> dict:
     return {"points": [{"key": key, "step": step, "timestamp": time.time(), "value": value}]}
 
 
-def test_metrics_sent_to_a_succeeded_jobs_run_through_the_run_routes_are_refused(client: Client, tracking_server):
-    spec = {"name": "gated", "team": "nlp", "entrypoint": ["python", "-c", RANK],
+def test_metrics_sent_to_a_succeeded_jobs_run_through_the_run_routes_are_refused(client: Client, tracking_server,
+                                                                                  tmp_path: Path):
+    token = tmp_path / "rank-token"  # the rank keeps its credential where the test can play a zombie with it
+    keep = f"import os; open({str(token)!r}, 'w').write(os.environ['TRAINYARD_TOKEN']); "
+    spec = {"name": "gated", "team": "nlp", "entrypoint": ["python", "-c", keep + RANK],
             "resources": {"workers": 1, "cpus_per_worker": 0.1, "memory_gb": 0.1}}
     job_id = client.submit(spec)["id"]
     job = wait_for(lambda: (j := client.job(job_id))["state"] in ("SUCCEEDED", "FAILED") and j, 120,
@@ -33,12 +36,16 @@ def test_metrics_sent_to_a_succeeded_jobs_run_through_the_run_routes_are_refused
     assert job["state"] == "SUCCEEDED", job["reason"]
     assert job["metrics"]["acc"]["value"] == 0.5
 
-    forged = httpx.post(f"{tracking_server.url}/v1/runs/{job_id}/metrics", json=point("acc", 0.99))
+    forged = tracking_server.http.post(f"/v1/runs/{job_id}/metrics", json=point("acc", 0.99))
     assert forged.status_code == 409, forged.text
     assert "current attempt" in forged.json()["detail"] and "/attempts/" in forged.json()["detail"]
     late = httpx.post(f"{tracking_server.url}/v1/training-jobs/{job_id}/attempts/{job['attempt']}/metrics",
-                      json=point("acc", 0.99))
-    assert late.status_code == 409 and "no longer current" in late.json()["detail"]
+                      json=point("acc", 0.99), headers={"Authorization": f"Bearer {token.read_text()}"})
+    assert late.status_code == 409, late.text  # fenced, or (once its credential is looked up again) dead
+    assert "no longer current" in late.json()["detail"] or "has ended" in late.json()["detail"]
+    as_user = tracking_server.http.post(f"/v1/training-jobs/{job_id}/attempts/{job['attempt']}/metrics",
+                                        json=point("acc", 0.99))
+    assert as_user.status_code == 403 and "TRAINYARD_TOKEN" in as_user.json()["detail"]
     assert client.job(job_id)["metrics"]["acc"]["value"] == 0.5
     assert [p["value"] for p in client.metric_history(job_id, "acc")] == [0.5]
 
@@ -56,7 +63,7 @@ def test_a_finished_client_run_takes_no_metrics_or_params_but_takes_tags(client:
     client.log_metrics(run, [{"key": "acc", "step": 1, "timestamp": time.time(), "value": 0.5}])
     client.end_run(run, "SUCCEEDED")
 
-    resp = httpx.post(f"{tracking_server.url}/v1/runs/{run}/metrics", json=point("acc", 0.99))
+    resp = tracking_server.http.post(f"/v1/runs/{run}/metrics", json=point("acc", 0.99))
     assert resp.status_code == 409, resp.text
     assert f"run {run} ended as SUCCEEDED" in resp.json()["detail"]
     with pytest.raises(TrainyardError) as err:

@@ -32,7 +32,7 @@ def test_nan_values_are_kept_and_read_back_as_null(client: Client, tracking_serv
     run = client.create_run("nan")["id"]
     body = b'{"points": [{"key": "loss", "step": 1, "timestamp": 1.0, "value": NaN},' \
            b' {"key": "loss", "step": 2, "timestamp": 2.0, "value": 0.5}]}'
-    resp = httpx.post(f"{tracking_server.url}/v1/runs/{run}/metrics", content=body,
+    resp = tracking_server.http.post(f"/v1/runs/{run}/metrics", content=body,
                       headers={"content-type": "application/json"})
     assert resp.json() == {"accepted": 2}
     client.log_metrics(run, [{"key": "loss", "step": 3, "timestamp": 3.0, "value": None}])
@@ -77,7 +77,7 @@ def test_a_malformed_batch_is_refused_whole_naming_the_bad_field(client, trackin
     if field != "points.0.step":  # MessagePack itself cannot carry an integer past 64 bits
         encodings.append((msgpack.packb(body), "application/msgpack"))
     for content, ctype in encodings:
-        resp = httpx.post(f"{tracking_server.url}/v1/runs/{run}/metrics", content=content,
+        resp = tracking_server.http.post(f"/v1/runs/{run}/metrics", content=content,
                           headers={"content-type": ctype})
         assert resp.status_code == 422, resp.text
         assert resp.json()["errors"][0]["field"] == field
@@ -87,10 +87,10 @@ def test_a_malformed_batch_is_refused_whole_naming_the_bad_field(client, trackin
 
 def test_undecodable_bodies_and_unknown_encodings_are_refused(client: Client, tracking_server):
     run = client.create_run("undecodable")["id"]
-    url = f"{tracking_server.url}/v1/runs/{run}/metrics"
-    bad_json = httpx.post(url, content=b'{"points": [', headers={"content-type": "application/json"})
+    url = f"/v1/runs/{run}/metrics"
+    bad_json = tracking_server.http.post(url, content=b'{"points": [', headers={"content-type": "application/json"})
     assert bad_json.status_code == 422 and bad_json.json()["errors"][0]["field"] == "(body)"
-    text = httpx.post(url, content=b"loss 1 2 3", headers={"content-type": "text/plain"})
+    text = tracking_server.http.post(url, content=b"loss 1 2 3", headers={"content-type": "text/plain"})
     assert text.status_code == 415 and "application/msgpack" in text.json()["detail"]
 
 
@@ -102,6 +102,6 @@ def test_metrics_for_a_run_that_does_not_exist_are_refused(client: Client):
 
 def test_the_rank_route_decodes_msgpack_and_still_checks_the_attempt(tracking_server):
     body = msgpack.packb({"rank": 0, "points": points("loss", range(3))})
-    resp = httpx.post(f"{tracking_server.url}/v1/training-jobs/nope/attempts/1/metrics", content=body,
-                      headers={"content-type": "application/msgpack"})
-    assert resp.status_code == 404 and "no job 'nope'" in resp.json()["detail"]
+    resp = tracking_server.http.post("/v1/training-jobs/nope/attempts/1/metrics", content=body,
+                                     headers={"content-type": "application/msgpack"})
+    assert resp.status_code == 403 and "attempt's own credential" in resp.json()["detail"]

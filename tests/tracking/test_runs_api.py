@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import httpx
 import pytest
 
 from trainyard.client import Client, TrainyardError
@@ -66,7 +65,7 @@ def test_filter_by_text_param_tag_and_attributes(client: Client, experiment: str
     ("val_acc ~ 3", "cannot read"),
 ])
 def test_a_filter_that_does_not_parse_is_a_422_that_says_why(client: Client, tracking_server, expr, says):
-    resp = httpx.get(f"{tracking_server.url}/v1/runs", params={"filter": expr})
+    resp = tracking_server.http.get("/v1/runs", params={"filter": expr})
     assert resp.status_code == 422
     error = resp.json()["errors"][0]
     assert error["field"] == "filter" and says in error["message"]
@@ -99,12 +98,12 @@ def test_runs_without_the_sort_key_come_last(client: Client, experiment: str):
 
 
 def test_bad_paging_and_sorting_are_refused_with_the_field(tracking_server):
-    url = f"{tracking_server.url}/v1/runs"
+    url = "/v1/runs"
     for params, field in (({"page_token": "garbage!"}, "page_token"),
                           ({"order_by": "metrics.val_acc sideways"}, "order_by"),
                           ({"order_by": "colour"}, "order_by"),
                           ({"limit": 0}, "limit")):
-        resp = httpx.get(url, params=params)
+        resp = tracking_server.http.get(url, params=params)
         assert resp.status_code == 422, params
         assert resp.json()["errors"][0]["field"] == field
 
@@ -158,5 +157,5 @@ def test_unknown_run_is_404_and_bad_names_are_422(client: Client, tracking_serve
     with pytest.raises(TrainyardError) as err:
         client.run("missing-run")
     assert err.value.status == 404
-    resp = httpx.post(f"{tracking_server.url}/v1/runs", json={"name": "Bad Name!"})
+    resp = tracking_server.http.post("/v1/runs", json={"name": "Bad Name!"})
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "name"

@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import wait_for
-from trainyard.client import Client
 
 SCRIPT = textwrap.dedent("""
     import sys, time
@@ -26,11 +25,11 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def run_script(server_url: str, tmp_path: Path, mode: str) -> tuple[subprocess.CompletedProcess, str]:
+def run_script(server, tmp_path: Path, mode: str) -> tuple[subprocess.CompletedProcess, str]:
     script = tmp_path / "Train Digits.py"
     script.write_text(SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
-    env.update({"TRAINYARD_SERVER": server_url, "TRAINYARD_EXPERIMENT": "notebooks",
+    env.update({"TRAINYARD_SERVER": server.url, "TRAINYARD_TOKEN": server.token, "TRAINYARD_EXPERIMENT": "notebooks",
                 "TRAINYARD_SYSTEM_METRICS_INTERVAL_S": "0.1", "TRAINYARD_RUN_DIR": str(tmp_path / "run")})
     proc = subprocess.run([sys.executable, str(script), mode], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
@@ -39,9 +38,9 @@ def run_script(server_url: str, tmp_path: Path, mode: str) -> tuple[subprocess.C
 
 
 def test_a_script_with_a_server_and_no_job_tracks_into_a_run_of_its_own(tracking_server, tmp_path: Path):
-    proc, run_id = run_script(tracking_server.url, tmp_path, "ok")
+    proc, run_id = run_script(tracking_server, tmp_path, "ok")
     assert proc.returncode == 0, proc.stderr
-    with Client(tracking_server.url) as client:
+    with tracking_server.client() as client:
         run = client.run(run_id)
         assert run["source"] == "client" and run["name"] == "train-digits"
         assert run["experiment"] == "notebooks" and run["state"] == "SUCCEEDED"
@@ -55,9 +54,9 @@ def test_a_script_with_a_server_and_no_job_tracks_into_a_run_of_its_own(tracking
 
 
 def test_a_script_that_dies_leaves_its_run_failed(tracking_server, tmp_path: Path):
-    proc, run_id = run_script(tracking_server.url, tmp_path, "crash")
+    proc, run_id = run_script(tracking_server, tmp_path, "crash")
     assert proc.returncode != 0 and "diverged" in proc.stderr
-    with Client(tracking_server.url) as client:
+    with tracking_server.client() as client:
         run = wait_for(lambda: client.run(run_id) if client.run(run_id)["state"] != "RUNNING" else None,
                        10, what="the run to end")
         assert run["state"] == "FAILED"

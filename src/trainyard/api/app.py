@@ -13,9 +13,10 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from trainyard.api import errors, limits
+from trainyard.api.auth import Authenticator, authenticate
 from trainyard.api.hosts import AllowedHosts
 from trainyard.api.platform import Platform
 from trainyard.api.routers import attempts, code, datasets, jobs, lineage, models, runs, sweeps, teams
@@ -45,15 +46,10 @@ def create_app(platform: Platform) -> FastAPI:
     app.add_middleware(AllowedHosts, hosts=platform.config.allowed_hosts or ())
     errors.install(app)
     limits.install(app)
-    app.include_router(jobs.router)
-    app.include_router(attempts.router)
-    app.include_router(code.router)
-    app.include_router(runs.router)
-    app.include_router(sweeps.router)
-    app.include_router(teams.router)
-    app.include_router(datasets.router)
-    app.include_router(models.router)
-    app.include_router(lineage.router)
+    app.state.authenticator = Authenticator(platform.store)
+    # Every router's every route asks who is calling: a route added later is authenticated too.
+    for module in (jobs, attempts, code, runs, sweeps, teams, datasets, models, lineage):
+        app.include_router(module.router, dependencies=[Depends(authenticate)])
 
     @app.get("/healthz", tags=["server"])
     async def healthz() -> dict[str, str]:  # on the event loop itself: it answers while the loop does

@@ -1,23 +1,55 @@
-"""Request dependencies shared by the routers: who is asking, and query parameters more than one route takes.
-
-There is no authentication yet: the caller is whatever the `X-Trainyard-User` header
-says (the CLI sends $USER), or "anonymous". Treat it as a label, not an identity.
-"""
+"""Request dependencies shared by the routers: who is asking, and query parameters more than one route takes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Header, Query
+from fastapi import Depends, Query
 
+from trainyard.api.auth import CurrentUser
+from trainyard.api.params import AttemptNumber
+from trainyard.api.platform import Platform, get_platform
+from trainyard.control import jobs
+from trainyard.principal import Forbidden
 from trainyard.spec import INT32_MAX, INT64_MAX, MAX_WORKERS
+from trainyard.store import repo
 from trainyard.tracking import history
 
 
-def actor(x_trainyard_user: str | None = Header(None, max_length=128,
-                                                   description="Who is asking (no authentication yet).")) -> str:
-    """The caller's name, for the history of what they change."""
-    return (x_trainyard_user or "").strip() or "anonymous"
+def actor(who: CurrentUser) -> str:
+    """The caller's name, for the history of what they change: the token's owner."""
+    return who.name
+
+
+def readable_job(job_id: str, who: CurrentUser, platform: Platform = Depends(get_platform)) -> str:
+    """A job id the caller may read (its team's viewer or more, or the job's own ranks): else 404."""
+    with platform.store.session() as s:
+        jobs.readable(s, who, job_id)
+    return job_id
+
+
+def writable_job(job_id: str, who: CurrentUser, platform: Platform = Depends(get_platform)) -> str:
+    """A job id the caller may change (its team's member or more): 404 if unseen, else 403."""
+    with platform.store.session() as s:
+        jobs.writable(s, who, job_id)
+    return job_id
+
+
+ReadableJob = Annotated[str, Depends(readable_job)]
+WritableJob = Annotated[str, Depends(writable_job)]
+
+
+def rank_credential(job_id: str, attempt: AttemptNumber, who: CurrentUser) -> None:
+    """The routes of one attempt take that attempt's own credential (DESIGN.md, fencing): ranks get
+    it as TRAINYARD_TOKEN at launch; no user's token writes as a rank."""
+    if not who.is_rank:
+        raise Forbidden("the routes of an attempt take that attempt's own credential, which its ranks get "
+                        "as TRAINYARD_TOKEN; a user's token cannot write as a rank")
+    if who.job_id != job_id:
+        raise repo.NotFound(repo.missing_job(job_id))
+    if who.attempt != attempt:
+        raise Forbidden(f"this credential is attempt {who.attempt}'s of job {job_id}, not attempt {attempt}'s")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from trainyard.principal import Forbidden
 from trainyard.spec import SpecError
 from trainyard.store.repo import Conflict, NotFound
 
@@ -53,6 +54,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _missing(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Forbidden)  # seen, but not the caller's to change: what role it takes
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     @app.exception_handler(Conflict)  # a stale attempt's write, a write to a finished run, ...
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:

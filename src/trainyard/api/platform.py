@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from trainyard.auth import identity
 from trainyard.backends import Backend, LocalBackend
 from trainyard.config import ServerConfig
 from trainyard.control import orphans, retention, teams
@@ -31,6 +32,8 @@ class Platform:
     def open(cls, config: ServerConfig) -> Platform:
         config.make_dirs()
         store = Store(config.database_url or "", busy_timeout_s=config.database_busy_timeout_s)
+        with store.session(lock=True) as s:  # the first start makes the admin; the local CLI's token
+            identity.local_token(s, config.token_file)
         backend = LocalBackend(cpus=config.cpus, gpus=config.gpus, memory_gb=config.memory_gb)
         if config.teams_file is not None:
             scheduling = teams.load_file(config.teams_file)

@@ -3,7 +3,10 @@
 A person's submit, a sweep's trial, a rerun, a model's evaluation and any later path that
 makes jobs call `admit`; nothing else writes a job row. It refuses, with a 422 naming the
 field, a job that could never run on this cluster, whose code archive is missing, whose
-priority class is unknown, or whose dataset is not a snapshot of its own project.
+priority class is unknown, or whose dataset is not a snapshot of its own project; and, with a
+403, a job for a team the caller may not submit to. A job's team is never self-declared: the
+caller must hold member (or admin) in it. Drivers that make jobs for a sweep or an evaluation
+pass the principal that asked for them, or `SYSTEM` for work a person asked for earlier.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy.orm import Session
 from trainyard.backends import Capacity
 from trainyard.control import teams
 from trainyard.data import snapshots
+from trainyard.principal import Forbidden, Principal
 from trainyard.spec import JobSpec, SpecError
 from trainyard.storage import BlobStore, require_archive
 from trainyard.store import repo
@@ -42,9 +46,19 @@ def check_fits(spec: JobSpec, capacity: Capacity) -> None:
         raise SpecError(errors)
 
 
+def check_team(who: Principal, spec: JobSpec) -> None:
+    if who.may_write(spec.team):
+        return
+    mine = who.writable_teams()
+    yours = f"you may submit to {', '.join(mine)}" if mine else "you are a member of no team yet"
+    raise Forbidden(f"team: {who.name!r} may not submit jobs to team {spec.team!r}; {yours} "
+                    "(set `team:` in the spec, or ask that team's admin to add you)")
+
+
 def check(s: Session, blobs: BlobStore, capacity: Capacity, spec: JobSpec,
-          code: dict[str, Any] | None) -> int:
+          code: dict[str, Any] | None, who: Principal) -> int:
     """Every check of `admit` without writing anything; returns the priority class's value."""
+    check_team(who, spec)
     check_fits(spec, capacity)
     require_archive(blobs, (code or {}).get("digest"))
     classes = teams.priority_classes(s)
@@ -57,9 +71,9 @@ def check(s: Session, blobs: BlobStore, capacity: Capacity, spec: JobSpec,
 
 
 def admit(s: Session, blobs: BlobStore, capacity: Capacity, spec: JobSpec,
-          code: dict[str, Any] | None) -> Job:
+          code: dict[str, Any] | None, who: Principal) -> Job:
     """Check `spec` and write its job, QUEUED, in the caller's transaction."""
-    priority = check(s, blobs, capacity, spec, code)
+    priority = check(s, blobs, capacity, spec, code, who)
     return repo.create_job(s, spec, code or {}, priority=priority)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from trainyard.control import jobs
 from trainyard.control.loop import ControlLoop
+from trainyard.principal import SYSTEM
 from trainyard.registry.evaluation import DRIVER, evaluation_job, finish, judge
 from trainyard.registry.models import add_event, get_model, get_version
 from trainyard.spec import SpecError
@@ -51,7 +52,7 @@ class EvaluationDriver:
                 finish(s, row, False, f"the evaluation job is not valid: {exc}")
                 return
         try:
-            job = jobs.submit(loop.store, loop, loop.blobs, spec, code)
+            job = jobs.submit(loop.store, loop, loop.blobs, spec, code, SYSTEM)  # asked for at registration
         except SpecError as exc:
             with loop.store.session() as s:
                 finish(s, get_version(s, model_name, version), False,

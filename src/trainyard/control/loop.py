@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from trainyard.auth import identity
 from trainyard.backends.base import Backend, Capacity, GangLaunch, Handle, Placement, RankStatus
 from trainyard.config import ServerConfig
 from trainyard.control import scheduling, teams
@@ -417,11 +418,16 @@ class ControlLoop:
             job = repo.get_job(s, job_id)
             spec = JobSpec.model_validate(job.spec)
             code_dir = self._code_dir(job)
+            att = repo.attempt_row(s, job_id, number)
+            if att is None:
+                raise RuntimeError(f"attempt {number} of job {job_id} was not recorded")
+            token = identity.mint_rank_token(att)  # committed with this session, before any rank starts
             env = {
                 **spec.env,
                 LaunchEnv.SERVER: self.config.url,
                 LaunchEnv.JOB_ID: job.id,
                 LaunchEnv.ATTEMPT: str(number),
+                LaunchEnv.TOKEN: token,
                 LaunchEnv.HPARAMS: json.dumps(spec.hyperparameters),
                 LaunchEnv.CHECKPOINT_DIR: self.checkpoints.make_job_root(job.id),
                 LaunchEnv.CHECKPOINT_POLICY: spec.checkpoint.model_dump_json(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from trainyard.control import jobs
 from trainyard.control.loop import ControlLoop
+from trainyard.principal import Principal
 from trainyard.spec import parse_job_spec
 from trainyard.storage import BlobStore
 from trainyard.store import Store, repo
@@ -16,14 +17,14 @@ from trainyard.store.tables import Job
 from trainyard.tracking.lineage import RERUN_LABEL
 
 
-def rerun(store: Store, loop: ControlLoop, blobs: BlobStore, job_id: str) -> Job:
-    """Submit `job_id` again from its recorded inputs; the new job is labelled a rerun of it."""
+def rerun(store: Store, loop: ControlLoop, blobs: BlobStore, job_id: str, who: Principal) -> Job:
+    """Submit `job_id` again from its recorded inputs, as `who`; the new job is labelled a rerun of it."""
     with store.session() as s:
-        old = repo.get_job(s, job_id)
+        old = jobs.readable(s, who, job_id)
         spec = dict(old.spec)
         code = {"digest": old.code_digest, "git_commit": old.code_git_commit, "git_dirty": old.code_git_dirty}
     spec["labels"] = {**(spec.get("labels") or {}), RERUN_LABEL: job_id}
-    job = jobs.submit(store, loop, blobs, parse_job_spec(spec), code if code["digest"] else None)
+    job = jobs.submit(store, loop, blobs, parse_job_spec(spec), code if code["digest"] else None, who)
     with store.session() as s:
         digest = str(code["digest"] or "none")
         repo.add_event(s, job.id, "rerun", f"a rerun of job {job_id}: its resolved spec, code "

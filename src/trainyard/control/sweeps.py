@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from trainyard.control import admission, jobs
 from trainyard.control.loop import ControlLoop
 from trainyard.faults import crash_point
+from trainyard.principal import SYSTEM, Principal
 from trainyard.spec import JobSpec, JobState, SpecError
 from trainyard.storage import BlobStore, require_archive
 from trainyard.store import Store, repo, sweep_repo
@@ -31,7 +32,7 @@ log = logging.getLogger("trainyard.sweeps")
 
 
 def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: SweepSpec,
-           code: dict[str, Any] | None) -> Sweep:
+           code: dict[str, Any] | None, who: Principal) -> Sweep:
     """Store a sweep; the driver starts its first trials on the next pass."""
     template = spec.template
     code = code or {}
@@ -39,7 +40,7 @@ def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: SweepSpec,
     require_archive(blobs, digest)
     with store.session() as s:  # each trial is admitted again when it starts; refuse a bad template now
         try:
-            admission.check(s, blobs, loop.backend.capacity(), template, None)
+            admission.check(s, blobs, loop.backend.capacity(), template, None, who)
         except SpecError as exc:
             raise admission.as_template(exc, "job.") from None
     if spec.seed is None:  # fixed now, so a rebuilt study draws a grid in the same order
@@ -104,7 +105,7 @@ class SweepDriver:
             if started:
                 crash_point("sweep_trial.after_commit")  # trials and their jobs stored (QUEUED), none launched
             for job_id, reason in stops:  # after commit: a trial is marked stopped before its job is
-                jobs.cancel(loop.store, loop, job_id, reason)
+                jobs.cancel(loop.store, loop, job_id, SYSTEM, reason)
 
     # -- one sweep, one transaction ---------------------------------------------
 
@@ -222,7 +223,8 @@ class SweepDriver:
                     "git_dirty": sweep.code_git_dirty}
             try:
                 job = admission.admit(s, loop.blobs, loop.backend.capacity(),
-                                      trial_spec(sweep, spec, number, params), code)
+                                      trial_spec(sweep, spec, number, params), code,
+                                      SYSTEM)  # its team was checked at submit
             except SpecError as exc:  # the world changed since submit (a class or dataset went away)
                 sweep_repo.set_sweep_state(s, sweep, "FAILED", "failed",
                                            f"trial {number} was refused: {exc}")

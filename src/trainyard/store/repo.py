@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -81,12 +81,20 @@ def get_job(s: Session, job_id: str, lock: bool = False) -> Job:
         stmt = stmt.with_for_update()
     job = s.scalars(stmt).first()
     if job is None:
-        raise NotFound(f"no job {job_id!r}; list jobs with `yard jobs`")
+        raise NotFound(missing_job(job_id))
     return job
 
 
-def list_jobs(s: Session, states: Sequence[str] | None = None, limit: int = 100) -> Sequence[Job]:
+def missing_job(job_id: str) -> str:
+    """What a caller hears of a job that does not exist, or that it may not see: the same words."""
+    return f"no job {job_id!r}; list jobs with `yard jobs`"
+
+
+def list_jobs(s: Session, states: Sequence[str] | None = None, limit: int = 100,
+              where: ColumnElement[bool] | None = None) -> Sequence[Job]:
     stmt = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    if where is not None:
+        stmt = stmt.where(where)
     if states:
         stmt = stmt.where(Job.state.in_(list(states)))
     return s.scalars(stmt).all()

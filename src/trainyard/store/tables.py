@@ -60,6 +60,7 @@ class Attempt(Base):
     stop_sent_at: Mapped[datetime | None]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
+    token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)  # the ranks' credential
 
     __table_args__ = (Index("ix_attempts_job_number", "job_id", "number", unique=True),)
 

@@ -1,4 +1,5 @@
-"""Calls from worker ranks, fenced by (job, attempt): a stale attempt gets 409."""
+"""Calls from worker ranks, with their attempt's own credential, fenced by (job, attempt): a stale
+attempt gets 409."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from trainyard.api.deps import rank_credential
 from trainyard.api.params import AttemptNumber, CheckpointStep
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import CommitRequest, CorruptReport, EventRequest, HeartbeatRequest, MetricBatch
 from trainyard.control import ranks
 from trainyard.tracking import ingest
 
-router = APIRouter(prefix="/v1/training-jobs/{job_id}/attempts/{attempt}", tags=["ranks"])
+router = APIRouter(prefix="/v1/training-jobs/{job_id}/attempts/{attempt}", tags=["ranks"],
+                   dependencies=[Depends(rank_credential)])
 
 
 @router.post("/heartbeat")

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from trainyard.api import views
+from trainyard.api.auth import CurrentUser
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import JobDetail
 from trainyard.control import reruns
@@ -41,7 +42,7 @@ def version_lineage(name: str, which: str, platform: Platform = Depends(get_plat
 
 
 @router.post("/v1/training-jobs/{job_id}/rerun", status_code=201, response_model=JobDetail)
-def rerun_job(job_id: str, platform: Platform = Depends(get_platform)) -> JobDetail:
+def rerun_job(job_id: str, who: CurrentUser, platform: Platform = Depends(get_platform)) -> JobDetail:
     """Submit the same job again from its recorded inputs: resolved spec, code archive, dataset."""
-    job = reruns.rerun(platform.store, platform.loop, platform.blobs, job_id)
+    job = reruns.rerun(platform.store, platform.loop, platform.blobs, job_id, who)
     return views.job_detail(platform, job.id)

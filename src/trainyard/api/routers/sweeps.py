@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from trainyard.api.auth import CurrentUser
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import CodeSnapshotRef, EventView
 from trainyard.control import sweeps
@@ -113,10 +114,10 @@ def sweep_detail(platform: Platform, sweep_id: str) -> SweepDetail:
 
 
 @router.post("", status_code=201, response_model=SweepDetail)
-def create_sweep(body: SweepRequest, platform: Platform = Depends(get_platform)) -> SweepDetail:
+def create_sweep(body: SweepRequest, who: CurrentUser, platform: Platform = Depends(get_platform)) -> SweepDetail:
     spec = parse_sweep_spec(body.spec)
     code = body.code_snapshot.model_dump() if body.code_snapshot else None
-    sweep = sweeps.submit(platform.store, platform.loop, platform.blobs, spec, code)
+    sweep = sweeps.submit(platform.store, platform.loop, platform.blobs, spec, code, who)
     return sweep_detail(platform, sweep.id)
 
 
