@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +44,16 @@ class TrainyardError(Exception):
 
 class StaleAttempt(TrainyardError):
     """This attempt was fenced: a newer one owns the job. Stop writing."""
+
+
+class Unauthorized(TrainyardError):
+    """401: the server at `server` knows no live token in this request; `token_sent` says whether
+    there was one (a revoked or expired token) or none (no TRAINYARD_TOKEN, no `yard login`)."""
+
+    def __init__(self, status: int, detail: Any, server: str, token_sent: bool):
+        super().__init__(status, detail)
+        self.server = server
+        self.token_sent = token_sent
 
 
 class ServerUnavailable(Exception):
@@ -120,7 +130,7 @@ class BearerToken(httpx.Auth):
     def __init__(self, token: str):
         self.token = token
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self.token}"
         yield request
 
@@ -130,6 +140,7 @@ class Client:
         """`token`: default as `find_token` says (the environment, `yard login`, the local server's)."""
         self.url = server_url(url)
         token = token or find_token(self.url)
+        self.has_token = token is not None
         self._http = httpx.Client(base_url=self.url, timeout=timeout,
                                   auth=BearerToken(token) if token else None)
 
@@ -151,12 +162,9 @@ class Client:
                 "start one with `yard server` or set TRAINYARD_SERVER"
             ) from None
         if resp.status_code >= 400:
-            try:
-                detail = resp.json()
-            except ValueError:
-                detail = resp.text
-            cls = StaleAttempt if resp.status_code == 409 else TrainyardError
-            raise cls(resp.status_code, detail)
+            raise self._error(resp)
+        if resp.status_code == 204:  # no content, whatever type FastAPI declares for it
+            return None
         if resp.headers.get("content-type", "").startswith("application/json"):
             return resp.json()
         return resp.text
@@ -256,12 +264,17 @@ class Client:
         except httpx.TransportError:
             return self.request(method, path, **kwargs)  # raises ServerUnavailable the usual way
         if resp.status_code >= 400:
-            try:
-                detail = resp.json()
-            except ValueError:
-                detail = resp.text
-            raise (StaleAttempt if resp.status_code == 409 else TrainyardError)(resp.status_code, detail)
+            raise self._error(resp)
         return resp
+
+    def _error(self, resp: httpx.Response) -> TrainyardError:
+        try:
+            detail = resp.json()
+        except ValueError:
+            detail = resp.text
+        if resp.status_code == 401:
+            return Unauthorized(401, detail, self.url, self.has_token)
+        return (StaleAttempt if resp.status_code == 409 else TrainyardError)(resp.status_code, detail)
 
     def create_run(
         self, name: str = "run", project: str = "default", experiment: str | None = None,
@@ -370,11 +383,7 @@ class Client:
         with self._http.stream("GET", f"/v1/runs/{run_id}/artifacts/{path}") as resp:
             if resp.status_code >= 400:
                 resp.read()
-                try:
-                    detail = resp.json()
-                except ValueError:
-                    detail = resp.text
-                raise TrainyardError(resp.status_code, detail)
+                raise self._error(resp)
             with open(dest, "wb") as fh:
                 for chunk in resp.iter_bytes():
                     fh.write(chunk)
@@ -483,6 +492,49 @@ class Client:
     def rerun(self, job_id: str) -> dict[str, Any]:
         """Submit the same job again from its recorded inputs; the new job's detail."""
         return self.request("POST", f"/v1/training-jobs/{job_id}/rerun")
+
+    # -- identity: users, team members, tokens ---------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        """Who this client's token speaks for: {name, kind, platform_admin, roles, token_id}."""
+        return self.request("GET", "/v1/whoami")
+
+    def create_user(self, name: str, email: str | None = None) -> dict[str, Any]:
+        return self.request("POST", "/v1/users", json={"name": name, "email": email})
+
+    def users(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/users")["items"]
+
+    def members(self, team: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/v1/teams/{team}/members")["items"]
+
+    def set_member(self, team: str, user: str, role: str) -> dict[str, Any]:
+        return self.request("PUT", f"/v1/teams/{team}/members/{user}", json={"role": role})
+
+    def remove_member(self, team: str, user: str) -> None:
+        self.request("DELETE", f"/v1/teams/{team}/members/{user}")
+
+    def create_token(self, name: str = "default", expires: str | None = None, user: str | None = None,
+                     scopes: dict[str, str] | None = None) -> dict[str, Any]:
+        """A new token of `user` (default: this client's), its secret in `token`: shown only now."""
+        body: dict[str, Any] = {"name": name, "user": user, "scopes": scopes}
+        if expires is not None:
+            body["expires"] = expires
+        return self.request("POST", "/v1/tokens", json=body)
+
+    def create_service_token(self, team: str, service: str, role: str, name: str = "default",
+                             expires: str | None = None) -> dict[str, Any]:
+        """A token of service account `service` (made if new) with `role` in `team`, scoped to it."""
+        body: dict[str, Any] = {"name": name, "role": role}
+        if expires is not None:
+            body["expires"] = expires
+        return self.request("POST", f"/v1/teams/{team}/service-accounts/{service}/tokens", json=body)
+
+    def tokens(self, user: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/tokens", params={"user": user} if user else None)["items"]
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/v1/tokens/{token_id}/revoke")
 
     # -- worker side ----------------------------------------------------------
 

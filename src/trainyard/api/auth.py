@@ -90,7 +90,7 @@ CurrentUser = Annotated[Principal, Depends(authenticate)]
 def platform_admin(who: CurrentUser) -> Principal:
     """A route for platform admins only (teams, priority classes, nodes, users)."""
     if not who.platform_admin:
-        raise Forbidden("this takes a platform admin")
+        raise Forbidden("this takes a platform admin's token: ask a platform admin to do it")
     return who
 
 

@@ -28,7 +28,7 @@ LOCAL_TOKEN_NAME = "local"
 LIVE_ATTEMPT = (AttemptState.LAUNCHING, AttemptState.RUNNING)
 
 
-def _user(s: Session, name: str) -> UserRow:
+def get_user(s: Session, name: str) -> UserRow:
     row = s.get(UserRow, name)
     if row is None:
         raise NotFound(f"no user {name!r}; see `yard users list`")
@@ -86,7 +86,7 @@ def members(s: Session, team: str) -> list[MembershipRow]:
 
 
 def set_member(s: Session, team: str, user: str, role: Role) -> None:
-    _user(s, user)
+    get_user(s, user)
     row = s.get(MembershipRow, (team, user)) or MembershipRow(team=team, user=user)
     row.role = role
     s.add(row)
@@ -102,7 +102,7 @@ def remove_member(s: Session, team: str, user: str) -> None:
 def create_token(s: Session, user: str, name: str, expires_in: timedelta | None = None,
                  scopes: dict[str, Role] | None = None) -> tuple[str, TokenRow]:
     """A new token of `user`, shown once (the string returned); only its digest is kept."""
-    owner = _user(s, user)
+    owner = get_user(s, user)
     if owner.disabled:
         raise SpecError([{"field": "user", "message": f"user {user!r} is disabled"}])
     token, token_id = tokens.new_token()
@@ -121,10 +121,14 @@ def token_rows(s: Session, user: str | None = None) -> list[TokenRow]:
     return list(s.scalars(q))
 
 
+def missing_token(token_id: str) -> str:
+    return f"no token {token_id!r}; see `yard tokens list`"
+
+
 def token_row(s: Session, token_id: str) -> TokenRow:
     row = s.get(TokenRow, token_id)
     if row is None:
-        raise NotFound(f"no token {token_id!r}; see `yard tokens list`")
+        raise NotFound(missing_token(token_id))
     return row
 
 

@@ -9,11 +9,17 @@ guessed, so a slow password hash would add latency to every request and no safet
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+from datetime import timedelta
 
 USER_PREFIX = "tyu_"
 RANK_PREFIX = "tyr_"
 MAX_LENGTH = 128  # longer Authorization values are refused unread
+MAX_LIFETIME = timedelta(days=365)  # every token a person makes expires: a lost one dies on its own
+DEFAULT_LIFETIME = "90d"
+LIFETIME_PATTERN = r"^[1-9][0-9]{0,5}[mhd]$"
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 def new_token(prefix: str = USER_PREFIX) -> tuple[str, str]:
@@ -24,3 +30,13 @@ def new_token(prefix: str = USER_PREFIX) -> tuple[str, str]:
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def lifetime(text: str) -> timedelta:
+    """`90m`, `12h` or `30d` as a duration, at most `MAX_LIFETIME`; ValueError saying what to write."""
+    if not re.fullmatch(LIFETIME_PATTERN, text):
+        raise ValueError(f"{text!r} is not a lifetime: write a number and a unit, e.g. 90m, 12h or 30d")
+    span = timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
+    if span > MAX_LIFETIME:
+        raise ValueError(f"{text} is longer than a token may live: at most {MAX_LIFETIME.days}d")
+    return span

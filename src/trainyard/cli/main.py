@@ -11,17 +11,17 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from trainyard.cli import datasets, lineage, models, render, runs, scheduling, sweep
+from trainyard.cli import datasets, identity, lineage, models, render, runs, scheduling, sweep
 from trainyard.cli.code import upload_code
-from trainyard.cli.errors import call, err, fail
+from trainyard.cli.errors import call, err, explain, fail
 from trainyard.cli.sim import sim
 from trainyard.cli.watch import watch
 from trainyard.client import Client, ServerUnavailable, TrainyardError
 from trainyard.spec import SpecError, load_spec_file, parse_job_spec
 
 # `yard --help` lists the commands in these panels, in this order.
-HELP_PANELS = ("Jobs", "Scheduling", "Sweeps", "Tracking", "Data", "Models", "Server")
-JOBS, SCHEDULING, SWEEPS, TRACKING, DATA, MODELS, SERVER = HELP_PANELS
+HELP_PANELS = ("Jobs", "Scheduling", "Sweeps", "Tracking", "Data", "Models", "Access", "Server")
+JOBS, SCHEDULING, SWEEPS, TRACKING, DATA, MODELS, ACCESS, SERVER = HELP_PANELS
 
 
 class _ByPanel(TyperGroup):
@@ -47,6 +47,13 @@ app.command("lineage", rich_help_panel=TRACKING)(lineage.lineage)
 app.command("rerun", rich_help_panel=TRACKING)(lineage.rerun)
 app.add_typer(datasets.app, name="datasets", rich_help_panel=DATA)
 app.add_typer(models.app, name="models", rich_help_panel=MODELS)
+scheduling.teams_app.command("add-member")(identity.add_member)
+scheduling.teams_app.command("remove-member")(identity.remove_member)
+scheduling.teams_app.command("members")(identity.members)
+app.add_typer(identity.users_app, name="users", rich_help_panel=ACCESS)
+app.add_typer(identity.tokens_app, name="tokens", rich_help_panel=ACCESS)
+app.command("login", rich_help_panel=ACCESS)(identity.login)
+app.command("whoami", rich_help_panel=ACCESS)(identity.whoami)
 out = Console()
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",
@@ -169,7 +176,7 @@ def logs(
                     sys.stdout.write(text)
                     sys.stdout.flush()
             except (TrainyardError, ServerUnavailable) as exc:
-                fail(str(exc))
+                fail(explain(exc))
             return
         offset = 0
         while True:
