@@ -105,6 +105,7 @@ def test_frozen_rank_is_declared_dead_fenced_and_recovered(server, tmp_path):
     job_id = submit(server, digits_spec(tmp_path, heartbeat_timeout_s=10, step_sleep_s=0.05))
     job = running_with_checkpoints(client, job_id, count=1)
     victim = next(w for w in job["workers"] if w["rank"] == 1)
+    zombie = {"Authorization": f"Bearer {psutil.Process(victim['pid']).environ()['TRAINYARD_TOKEN']}"}
     os.kill(victim["pid"], signal.SIGSTOP)
     try:
         wait_for(lambda: client.job(job_id)["attempt"] >= 2, 90, what="a second attempt")
@@ -115,7 +116,6 @@ def test_frozen_rank_is_declared_dead_fenced_and_recovered(server, tmp_path):
             pass
     reasons = [e["reason"] for e in client.events(job_id)]
     assert any("worker rank 1" in r and "sent no heartbeat" in r for r in reasons), reasons
-    zombie = {"Authorization": f"Bearer {psutil.Process(victim['pid']).environ()['TRAINYARD_TOKEN']}"}
     stale = httpx.post(f"{server.url}/v1/training-jobs/{job_id}/attempts/1/metrics", headers=zombie,
                        json={"rank": 0, "points": [{"key": "x", "step": 1, "timestamp": 0, "value": 1}]})
     assert stale.status_code == 409, stale.text

@@ -16,7 +16,7 @@ import httpx
 import msgpack
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import rank_token, wait_for
 from tests.fuzz.conftest import Seeded
 from trainyard.client import Client
 
@@ -80,13 +80,14 @@ def test_a_checkpoint_step_in_superscript_digits_is_refused_naming_the_checkpoin
 # -- integers past what the store holds ----------------------------------------------------------------
 
 
-def test_an_attempt_number_beyond_int64_is_refused_naming_the_attempt(http: httpx.Client, seeded: Seeded) -> None:
-    base = f"/v1/training-jobs/{seeded.job_id}/attempts/{BEYOND_INT64}"
-    refused(http.post(f"{base}/heartbeat", json={"rank": 0, "pid": 1}), "attempt")
-    refused(http.post(f"{base}/events", json={"kind": "note", "reason": "x"}), "attempt")
-    refused(http.post(f"{base}/checkpoints/1/corrupt", json={"reason": "x"}), "attempt")
-    refused(http.post(f"/v1/training-jobs/{seeded.job_id}/attempts/1/checkpoints/{BEYOND_INT64}/corrupt",
-                      json={"reason": "x"}), "step")
+def test_an_attempt_number_beyond_int64_is_refused_naming_the_attempt(rank_http: httpx.Client,
+                                                                     running_job: str) -> None:
+    base = f"/v1/training-jobs/{running_job}/attempts/{BEYOND_INT64}"
+    refused(rank_http.post(f"{base}/heartbeat", json={"rank": 0, "pid": 1}), "attempt")
+    refused(rank_http.post(f"{base}/events", json={"kind": "note", "reason": "x"}), "attempt")
+    refused(rank_http.post(f"{base}/checkpoints/1/corrupt", json={"reason": "x"}), "attempt")
+    refused(rank_http.post(f"/v1/training-jobs/{running_job}/attempts/1/checkpoints/{BEYOND_INT64}/corrupt",
+                           json={"reason": "x"}), "step")
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +103,20 @@ def running_job(seeded: Seeded) -> Iterator[str]:
         wait_for(lambda: c.job(job_id)["state"] == "CANCELLED", 60, what=f"job {job_id} to stop")
 
 
+@pytest.fixture(scope="module")
+def rank_http(seeded: Seeded, running_job: str) -> Iterator[httpx.Client]:
+    """HTTP as the running job's rank: with its attempt's own credential."""
+    token = rank_token(seeded.server.home, running_job, 1)
+    with httpx.Client(base_url=seeded.server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        yield c
+
+
 @pytest.mark.parametrize("field", ["pid", "step", "rank"])
 def test_a_heartbeat_number_beyond_int64_is_refused_naming_the_field(
-        http: httpx.Client, running_job: str, field: str) -> None:
+        rank_http: httpx.Client, running_job: str, field: str) -> None:
     path = f"/v1/training-jobs/{running_job}/attempts/1/heartbeat"
-    refused(http.post(path, json={"rank": 0, "pid": 1, "step": 1, field: BEYOND_INT64}), field)
-    assert http.post(path, json={"rank": 0, "pid": 1, "step": 1}).status_code == 200
+    refused(rank_http.post(path, json={"rank": 0, "pid": 1, "step": 1, field: BEYOND_INT64}), field)
+    assert rank_http.post(path, json={"rank": 0, "pid": 1, "step": 1}).status_code == 200
 
 
 def test_an_alias_version_beyond_int64_is_refused_naming_the_version(http: httpx.Client, seeded: Seeded) -> None:
