@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import wait_for
+from tests.people import people
 from tests.registry.conftest import declare, evaluated, train
 from trainyard.client import TrainyardError
+from trainyard.principal import Role
 
 
 def register(server, job_id: str, model: str, *extra: str) -> str:
@@ -79,13 +81,14 @@ def test_rollback_moves_production_to_its_previous_holder_and_history_says_who_a
     declare(srv, tmp_path, "rolling")
     first = train(srv, tmp_path, hyperparameters={"eval_acc": 0.95})
     better = train(srv, tmp_path, hyperparameters={"eval_acc": 0.97})
-    with srv.client() as c:
+    tokens = people(srv.home, {"alice": {"default": Role.MEMBER}, "bob": {"default": Role.MEMBER}})
+    with srv.client() as c, srv.client(tokens["alice"]) as alice, srv.client(tokens["bob"]) as bob:
         c.register_model_version("rolling", first)
         assert evaluated(srv, "rolling", 1)["evaluation"]["state"] == "PASSED"
-        c.move_alias("rolling", "production", 1, "launch", user="alice")
+        alice.move_alias("rolling", "production", 1, "launch")
         c.register_model_version("rolling", better)
         assert evaluated(srv, "rolling", 2)["evaluation"]["state"] == "PASSED"
-        c.move_alias("rolling", "production", 2, "two points better", user="bob")
+        bob.move_alias("rolling", "production", 2, "two points better")
     res = srv.yard("models", "rollback", "rolling", "--reason", "latency regression")
     assert res.returncode == 0, res.stderr
     assert "rolling@production rolled back → v1" in res.stderr
@@ -97,7 +100,7 @@ def test_rollback_moves_production_to_its_previous_holder_and_history_says_who_a
         moves = c.model_events("rolling", alias="production")
     assert [(e["kind"], e["from_version"], e["to_version"], e["actor"]) for e in moves] == [
         ("alias_moved", None, 1, "alice"), ("alias_moved", 1, 2, "bob"),
-        ("alias_rolled_back", 2, 1, srv.env.get("USER") or "anonymous")]
+        ("alias_rolled_back", 2, 1, "admin")]
     assert "two points better" in moves[1]["reason"] and "latency regression" in moves[2]["reason"]
     history = srv.yard("models", "history", "rolling", "--alias", "production")
     assert "alice" in history.stdout and "bob" in history.stdout and "rolled back" in history.stdout
