@@ -16,12 +16,10 @@ import httpx
 import psutil
 import pytest
 
-from trainyard.auth import identity
+from tests.people import people
 from trainyard.backends.local import free_port
 from trainyard.client import Client
 from trainyard.principal import Role
-from trainyard.store import Store
-from trainyard.store.auth_tables import UserRow
 
 REPO = Path(__file__).resolve().parents[1]
 YARD = [sys.executable, "-m", "trainyard.cli.main"]
@@ -111,18 +109,8 @@ def processes_under(home: Path) -> list[psutil.Process]:
 
 
 def make_user(server: Server, name: str, team: str = "default", role: str = "member") -> str:
-    """A user with `role` in `team` and a token of theirs, made in the server's store directly (as an
-    operator with the database would); returns the token."""
-    store = Store(f"sqlite:///{server.home / 'trainyard.db'}")
-    try:
-        with store.session(lock=True) as s:
-            if s.get(UserRow, name) is None:
-                identity.create_user(s, name)
-            identity.set_member(s, team, name, Role(role))
-            token, _ = identity.create_token(s, name, "test")
-        return token
-    finally:
-        store.close()
+    """A user with `role` in `team` and a token of theirs (tests/people.py); returns the token."""
+    return people(server.home, {name: {team: Role(role)}})[name]
 
 
 def rank_token(home: Path, job_id: str, attempt: int) -> str:

@@ -409,14 +409,16 @@ class Client:
                             headers={"content-type": "application/octet-stream"})
 
     def create_dataset_version(self, name: str, files: list[dict[str, Any]], project: str = "default",
-                               source: str = "", description: str = "") -> dict[str, Any]:
-        """NAME@vN from a manifest [{path, bytes, sha256}] whose contents are uploaded; {ref, created, ...}."""
-        body = {"name": name, "project": project, "files": files, "source": source,
+                               source: str = "", description: str = "", team: str | None = None) -> dict[str, Any]:
+        """NAME@vN from a manifest [{path, bytes, sha256}] whose contents are uploaded; {ref, created, ...}.
+        `team` owns a new dataset (default: your only team, else `default`)."""
+        body = {"name": name, "team": team, "project": project, "files": files, "source": source,
                 "description": description}
         return self.request("POST", "/v1/datasets", json=body)
 
     def create_dataset(self, name: str, path: str | os.PathLike[str], project: str = "default",
-                       description: str = "", progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                       description: str = "", progress: Callable[[int], None] | None = None,
+                       team: str | None = None) -> dict[str, Any]:
         """Snapshot a directory: hash its files, upload the contents the server lacks, make NAME@vN."""
         from pathlib import Path
 
@@ -429,7 +431,7 @@ class Client:
             if f["sha256"] in missing:
                 self.upload_dataset_blob(f["sha256"], root / f["path"], progress)
                 missing.discard(f["sha256"])
-        return self.create_dataset_version(name, files, project, str(root.resolve()), description)
+        return self.create_dataset_version(name, files, project, str(root.resolve()), description, team)
 
     def datasets(self, project: str | None = None) -> list[dict[str, Any]]:
         return self.request("GET", "/v1/datasets", params={"project": project} if project else {})["items"]

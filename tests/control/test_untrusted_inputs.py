@@ -11,18 +11,18 @@ SMALL = {"workers": 1, "cpus_per_worker": 0.5, "memory_gb": 0.25}
 JOB = {"name": "plain", "entrypoint": ["python", "-c", "print(1)"], "resources": SMALL}
 
 
-def _make_dataset(server, tmp_path, name: str, project: str) -> None:
+def _make_dataset(server, tmp_path, name: str, team: str) -> None:
     data = tmp_path / name
     data.mkdir()
-    (data / "secret.txt").write_text(f"{project}'s data\n")
-    res = server.yard("datasets", "create", name, str(data), "--project", project)
+    (data / "secret.txt").write_text(f"{team}'s data\n")
+    res = server.yard("datasets", "create", name, str(data), "--team", team)
     assert res.returncode == 0, res.stderr
 
 
-def test_a_sweep_cannot_use_another_projects_dataset_or_an_unknown_priority(server, tmp_path):
+def test_a_sweep_cannot_use_another_teams_dataset_or_an_unknown_priority(server, tmp_path):
     _make_dataset(server, tmp_path, "private", "vision")
     search = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
-    for job, field in (({**JOB, "project": "speech", "dataset": "private@v1"}, "job.dataset"),
+    for job, field in (({**JOB, "team": "speech", "dataset": "private@v1"}, "job.dataset"),
                        ({**JOB, "priority": "9999"}, "job.priority")):
         spec = {"name": "sneaky", "job": job, "metric": {"name": "loss"}, "max_trials": 2, "search": search}
         resp = server.http.post("/v1/sweeps", json={"spec": spec})

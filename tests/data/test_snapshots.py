@@ -1,4 +1,4 @@
-"""Dataset snapshots through a real server: content-addressed versions, project ownership, and
+"""Dataset snapshots through a real server: content-addressed versions, team ownership, and
 verified read-only copies at launch (a tampered file fails the job, with the reason, no restarts)."""
 
 from __future__ import annotations
@@ -90,20 +90,20 @@ def test_job_reads_a_verified_read_only_copy_of_its_snapshot(data_server, tmp_pa
     assert lineage["dataset"]["ref"] == ref and lineage["dataset"]["digest"] == snap["digest"]
 
 
-def test_job_of_another_project_is_refused_at_submit_with_a_field_error(data_server, tmp_path):
-    ref = snapshot(data_server, "vision-only", make_dir(tmp_path / "d", {"a.txt": "x"}), "--project", "vision")
+def test_job_of_another_team_is_refused_at_submit_with_a_field_error(data_server, tmp_path):
+    ref = snapshot(data_server, "vision-only", make_dir(tmp_path / "d", {"a.txt": "x"}), "--team", "vision")
     with data_server.client() as c, pytest.raises(TrainyardError) as refused:
-        c.submit({"name": "other", "project": "nlp", "entrypoint": ["python", "-c", "pass"], "dataset": ref})
+        c.submit({"name": "other", "team": "nlp", "entrypoint": ["python", "-c", "pass"], "dataset": ref})
     assert refused.value.status == 422
     [error] = refused.value.detail["errors"]
     assert error["field"] == "dataset"
-    assert "belongs to project vision" in error["message"] and "project nlp cannot use it" in error["message"]
+    assert "belongs to team vision" in error["message"] and "team nlp cannot use it" in error["message"]
 
-    res = data_server.yard("submit", str(reader_job(tmp_path, ref, project="nlp")))
-    assert res.returncode != 0 and "belongs to project vision" in res.stderr
+    res = data_server.yard("submit", str(reader_job(tmp_path, ref, team="nlp")))
+    assert res.returncode != 0 and "belongs to team vision" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     with data_server.client() as c:
-        assert not [j for j in c.jobs() if j["name"] == "reader" and j["project"] == "nlp"]
+        assert not [j for j in c.jobs() if j["name"] == "reader" and j["team"] == "nlp"]
 
 
 @pytest.mark.parametrize("dataset, message", [

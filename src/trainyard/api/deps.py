@@ -11,9 +11,9 @@ from trainyard.api.auth import CurrentUser
 from trainyard.api.params import AttemptNumber
 from trainyard.api.platform import Platform, get_platform
 from trainyard.control import jobs
-from trainyard.principal import Forbidden
+from trainyard.principal import Forbidden, Principal
 from trainyard.spec import INT32_MAX, INT64_MAX, MAX_WORKERS
-from trainyard.store import repo
+from trainyard.store import access, repo
 from trainyard.tracking import history
 
 
@@ -67,3 +67,13 @@ class LogQuery:
     rank: int = Query(0, ge=0, lt=MAX_WORKERS, description="The rank whose output to read.")
     attempt: int | None = Query(None, ge=1, le=INT32_MAX, description="Which attempt; the current one if omitted.")
     offset: int = Query(0, ge=0, le=INT64_MAX, description="Bytes already read: the `offset` of the previous answer.")
+
+
+def uploader(who: CurrentUser) -> Principal:
+    """A caller who is a member of some team: content-addressed uploads (code archives) are stored
+    once for every team, so storing one takes a role that could use it, before the body is read."""
+    access.require_writer(who, "upload content")
+    return who
+
+
+Uploader = Annotated[Principal, Depends(uploader)]

@@ -1,6 +1,6 @@
 """`yard datasets`: immutable snapshots of a directory, NAME@vN, for jobs to name in their spec.
 
-    yard datasets create digits ./data/digits [--project vision]   # prints digits@v1
+    yard datasets create digits ./data/digits [--team vision] [--project mnist]   # prints digits@v1
     yard datasets list
     yard datasets show digits[@v2]
 """
@@ -47,7 +47,10 @@ def _hash(root: Path) -> list[dict[str, Any]]:
 def create(
     name: Annotated[str, typer.Argument(help="The dataset's name (unique on the server).")],
     path: Annotated[Path, typer.Argument(help="The directory to snapshot.")],
-    project: Annotated[str, typer.Option("--project", "-p", help="The project that owns it.")] = "default",
+    team: Annotated[str | None, typer.Option("--team", "-t", help=(
+        "The team that owns a new dataset: its viewers read it, its members add versions, its jobs use it "
+        "(default: your only team, else `default`)."))] = None,
+    project: Annotated[str, typer.Option("--project", "-p", help="The project it is filed under.")] = "default",
     description: Annotated[str, typer.Option(help="What it holds, for people.")] = "",
     server_url: ServerOpt = None,
 ) -> None:
@@ -66,12 +69,12 @@ def create(
             for f in todo:
                 call(client.upload_dataset_blob, f["sha256"], path / f["path"],
                      progress=lambda n: bar.advance(task, n))
-        snap = call(client.create_dataset_version, name, files, project, str(path.resolve()), description)
+        snap = call(client.create_dataset_version, name, files, project, str(path.resolve()), description, team)
     print(snap["ref"], flush=True)
     size = sum(f["bytes"] for f in files)
     what = "created" if snap["created"] else "unchanged; same content as"
-    err.print(f"{what} {snap['ref']} (project {snap['project']}): {len(files)} files, {size:,} bytes, "
-              f"{len(todo)} uploaded; digest {snap['digest'][:19]}…", highlight=False)
+    err.print(f"{what} {snap['ref']} (team {snap['team']}, project {snap['project']}): {len(files)} files, "
+              f"{size:,} bytes, {len(todo)} uploaded; digest {snap['digest'][:19]}…", highlight=False)
 
 
 @app.command("list")
@@ -83,11 +86,11 @@ def list_datasets(
     with Client(server_url) as client:
         items = call(client.datasets, project)
     table = Table(box=None, header_style="bold")
-    for col in ("NAME", "PROJECT", "LATEST", "VERSIONS", "FILES", "BYTES", "AGE"):
+    for col in ("NAME", "TEAM", "PROJECT", "LATEST", "VERSIONS", "FILES", "BYTES", "AGE"):
         table.add_column(col)
     for d in items:
         latest = d["latest"] or {}
-        table.add_row(d["name"], d["project"], latest.get("ref", "-"), str(d["versions"]),
+        table.add_row(d["name"], d["team"], d["project"], latest.get("ref", "-"), str(d["versions"]),
                       str(latest.get("file_count", "-")), f"{latest.get('bytes', 0):,}",
                       render.age(latest.get("created_at")))
     out.print(table)

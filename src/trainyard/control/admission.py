@@ -3,7 +3,7 @@
 A person's submit, a sweep's trial, a rerun, a model's evaluation and any later path that
 makes jobs call `admit`; nothing else writes a job row. It refuses, with a 422 naming the
 field, a job that could never run on this cluster, whose code archive is missing, whose
-priority class is unknown, or whose dataset is not a snapshot of its own project; and, with a
+priority class is unknown, or whose dataset is not a snapshot of its own team's; and, with a
 403, a job for a team the caller may not submit to. A job's team is never self-declared: the
 caller must hold member (or admin) in it. Drivers that make jobs for a sweep or an evaluation
 pass the principal that asked for them, or `SYSTEM` for work a person asked for earlier.
@@ -65,8 +65,8 @@ def check(s: Session, blobs: BlobStore, capacity: Capacity, spec: JobSpec,
     if spec.priority not in classes:
         raise SpecError([{"field": "priority", "message": f"unknown priority class {spec.priority!r}; "
                           f"use one of {', '.join(classes)}"}])
-    if spec.dataset:  # a snapshot of another project, or none: refused now, not at launch
-        snapshots.resolve_for_job(s, spec.dataset, spec.project)
+    if spec.dataset:  # a snapshot of another team's, or none: refused now, not at launch
+        snapshots.resolve_for_job(s, spec.dataset, spec.team, who)
     return classes[spec.priority]
 
 

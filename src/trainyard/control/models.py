@@ -1,9 +1,8 @@
 """What people do to models that reaches past the registry: declaring one. The api's routes call these.
 
-A model's evaluation runs as a job, so its declaration is refused as that job's
-submission would be: when the evaluation's code archive was never uploaded, or its
-dataset is not a snapshot of the model's project. Refused now, not at the first
-evaluation.
+A model's evaluation runs as a job of the model's team, so its declaration is refused as
+that job's submission would be: when the evaluation's code archive was never uploaded, or
+its dataset is not a snapshot of the model's team. Refused now, not at the first evaluation.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainyard.data import snapshots
+from trainyard.principal import Principal
 from trainyard.registry import models
 from trainyard.registry.spec import ModelSpec
 from trainyard.spec import SpecError
@@ -19,15 +19,17 @@ from trainyard.store import Store
 from trainyard.store.registry_tables import Model
 
 
-def declare(store: Store, blobs: BlobStore, spec: ModelSpec, code: dict[str, Any] | None, actor: str) -> Model:
+def declare(store: Store, blobs: BlobStore, spec: ModelSpec, code: dict[str, Any] | None,
+            who: Principal) -> Model:
     """Create the model, or change its description and evaluation (applies to later evaluations)."""
     if spec.evaluation:
         require_archive(blobs, (code or {}).get("digest"))
     with store.session() as s:
         if spec.evaluation:
+            team = models.owner(s, who, spec)
             try:
-                snapshots.resolve_for_job(s, spec.evaluation.dataset, spec.project)
+                snapshots.resolve_for_job(s, spec.evaluation.dataset, team, who)
             except SpecError as exc:  # the fields are the evaluation's
                 raise SpecError([{**e, "field": f"evaluation.{e['field']}"} for e in exc.errors]) from None
-        model, _ = models.declare(s, spec, code, actor)
+        model, _ = models.declare(s, who, spec, code)
     return model

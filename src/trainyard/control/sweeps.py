@@ -7,12 +7,17 @@ fewer than `parallelism` trial jobs are live. A new trial's row and its job
 are written in one transaction, so a crash leaves either both or neither
 (the `sweep_trial.*` crash points); the in-memory study is only a cache of
 the store and is dropped on any error.
+
+A sweep is its template's team's: starting one takes the member role there (admission),
+cancelling one too; its viewers read it, its trials and its events. Another team's sweep
+reads as missing.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,8 +28,8 @@ from trainyard.faults import crash_point
 from trainyard.principal import SYSTEM, Principal
 from trainyard.spec import JobSpec, JobState, SpecError
 from trainyard.storage import BlobStore, require_archive
-from trainyard.store import Store, repo, sweep_repo
-from trainyard.store.sweep_tables import Sweep, SweepTrial
+from trainyard.store import Store, access, repo, sweep_repo
+from trainyard.store.sweep_tables import Sweep, SweepEvent, SweepTrial
 from trainyard.store.tables import Job, utcnow
 from trainyard.tuning import SweepSpec, SweepStudy, TrialRecord
 
@@ -60,10 +65,40 @@ def submit(store: Store, loop: ControlLoop, blobs: BlobStore, spec: SweepSpec,
     return sweep
 
 
-def cancel(store: Store, loop: ControlLoop, sweep_id: str) -> Sweep:
+def readable(s: Session, who: Principal, sweep_id: str) -> Sweep:
+    """The sweep, if `who` may read it (a viewer of its team or more); else reported missing."""
+    sweep = sweep_repo.get_sweep(s, sweep_id)
+    access.require_read(who, sweep.team, sweep_repo.missing_sweep(sweep_id))
+    return sweep
+
+
+def writable(s: Session, who: Principal, sweep_id: str, action: str = "cancel it") -> Sweep:
+    """The sweep, if `who` may change it (a member of its team or more): 404 if unseen, else 403."""
+    sweep = sweep_repo.get_sweep(s, sweep_id)
+    access.require_role(who, sweep.team, sweep_repo.missing_sweep(sweep_id), action=action)
+    return sweep
+
+
+def visible(s: Session, who: Principal, limit: int) -> Sequence[Sweep]:
+    """The newest sweeps of the teams `who` may read."""
+    return sweep_repo.list_sweeps(s, limit, where=access.visible(who, Sweep.team))
+
+
+def trials(s: Session, who: Principal, sweep_id: str) -> tuple[Sweep, Sequence[SweepTrial], dict[str, Job]]:
+    """A sweep `who` may read, its trials in order and their jobs (all of the sweep's team)."""
+    sweep = readable(s, who, sweep_id)
+    return sweep, sweep_repo.trials_of(s, sweep_id), sweep_repo.trial_jobs(s, sweep_id)
+
+
+def events(s: Session, who: Principal, sweep_id: str) -> Sequence[SweepEvent]:
+    readable(s, who, sweep_id)
+    return sweep_repo.events_of(s, sweep_id)
+
+
+def cancel(store: Store, loop: ControlLoop, sweep_id: str, who: Principal) -> Sweep:
     """Ask the driver to stop every trial; it does so on the next pass."""
     with store.session() as s:
-        sweep = sweep_repo.get_sweep(s, sweep_id)
+        sweep = writable(s, who, sweep_id)
         if sweep.state == "RUNNING" and not sweep.cancel_requested:
             sweep.cancel_requested = True
             sweep_repo.add_sweep_event(s, sweep.id, "cancel_requested",

@@ -1,22 +1,31 @@
-"""Teams, quotas and priority classes: kept in the store, seeded from the operator's file."""
+"""Teams, quotas and priority classes: kept in the store, seeded from the operator's file.
+
+Changing them takes a platform admin (the api's `PlatformAdmin`); reading them, any caller:
+team names, quotas and classes are what a person needs to write a spec and to read why a
+job waits, and say nothing of any team's objects. The queue shows only the caller's teams' jobs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainyard.principal import Principal
 from trainyard.scheduler.model import PriorityClass, Team
 from trainyard.spec import (
     DEFAULT_PRIORITY_CLASSES,
+    JobState,
     SchedulingSpec,
     SpecError,
     TeamSpec,
     field_errors,
     load_spec_file,
 )
-from trainyard.store.tables import PriorityClassRow, TeamRow
+from trainyard.store import access
+from trainyard.store.tables import Job, PriorityClassRow, TeamRow
 
 
 def load_file(path: str | Path) -> SchedulingSpec:
@@ -67,6 +76,13 @@ def priority_classes(s: Session) -> dict[str, int]:
     rows = s.scalars(select(PriorityClassRow)).all()
     classes = {**DEFAULT_PRIORITY_CLASSES, **{r.name: r.value for r in rows}}
     return dict(sorted(classes.items(), key=lambda kv: kv[1]))
+
+
+def queue(s: Session, who: Principal) -> Sequence[Job]:
+    """The jobs of `who`'s teams waiting to run, highest priority first, then oldest."""
+    return s.scalars(select(Job).where(Job.state.in_([JobState.QUEUED, JobState.RESTARTING]),
+                                       access.visible(who, Job.team, Job.id))
+                     .order_by(Job.priority.desc(), Job.created_at)).all()
 
 
 def policy_inputs(s: Session) -> tuple[tuple[Team, ...], tuple[PriorityClass, ...]]:

@@ -1,4 +1,4 @@
-"""Dataset snapshots in the store: NAME@vN, immutable, owned by a project.
+"""Dataset snapshots in the store: NAME@vN, immutable, owned by a team.
 
 A snapshot's files live in the blob store under their sha256, so an unchanged
 file is stored once however many versions name it. A version is written only
@@ -9,6 +9,14 @@ A crash at any step (the `dataset_create.*` crash points) leaves either no
 version or a whole one: a blob is moved into place only once complete, and a
 dataset's row and its version's are one transaction, so a name is never held
 by a dataset without versions.
+Who may do what: a dataset's team's viewers read it, its members add versions,
+and only jobs of its team may use it. Another team's dataset reads as missing;
+only creating a name another team holds says the name is taken (a 409), since
+names are unique on the server. Blob contents are shared by every team (stored
+once); asking whether content is stored, or storing it, takes the member role
+in some team. What that answer tells: only that the server holds bytes with
+this sha256, which only someone who already has those bytes (or guesses them
+exactly) can ask about; never which dataset, team, path or name holds them.
 """
 
 from __future__ import annotations
@@ -23,12 +31,13 @@ from sqlalchemy.orm import Session
 
 from trainyard.data import manifest
 from trainyard.faults import crash_point
+from trainyard.principal import Principal
 from trainyard.spec import SNAPSHOT_PATTERN, SpecError, version_number
 from trainyard.storage import BlobStore
 from trainyard.storage.blobs import BlobWriter
-from trainyard.store import Store, repo
+from trainyard.store import Store, access, repo
 from trainyard.store.registry_tables import Dataset, DatasetVersion
-from trainyard.store.repo import NotFound
+from trainyard.store.repo import Conflict, NotFound
 from trainyard.store.tables import utcnow
 
 
@@ -49,15 +58,17 @@ def _check_digests(digests: Sequence[str]) -> None:
             raise DatasetError(f"sha256.{i}", f"{d!r} is not 64 lowercase hex digits")
 
 
-def missing_blobs(blobs: BlobStore, digests: Sequence[str]) -> list[str]:
+def missing_blobs(blobs: BlobStore, digests: Sequence[str], who: Principal) -> list[str]:
     """Which of these file digests the blob store does not hold yet (upload only those)."""
+    access.require_writer(who, "ask which dataset contents are stored")
     _check_digests(digests)
     return [d for d in dict.fromkeys(digests) if not blobs.exists(blob_key(d))]
 
 
-async def store_blob(blobs: BlobStore, sha256: str, body: AsyncIterable[bytes]) -> tuple[int, bool]:
+async def store_blob(blobs: BlobStore, sha256: str, body: AsyncIterable[bytes], who: Principal) -> tuple[int, bool]:
     """Store one file's content under its sha256: (bytes, stored). Content already held is not
     written again; bytes that hash otherwise are refused and nothing is stored."""
+    access.require_writer(who, "upload dataset contents")
     _check_digests([sha256])
     key = blob_key(sha256)
     if await to_thread.run_sync(blobs.exists, key):
@@ -93,10 +104,26 @@ def ref_of(v: DatasetVersion) -> str:
     return f"{v.dataset}@v{v.version}"
 
 
+def missing_dataset(name: str) -> str:
+    """What a caller hears of a dataset that does not exist, or that it may not see: the same words."""
+    return f"no dataset {name!r}; make one with `yard datasets create {name} PATH`"
+
+
+def taken(name: str) -> str:
+    return f"dataset name {name!r} is taken; choose another"
+
+
 def get_dataset(s: Session, name: str) -> Dataset:
     ds = s.get(Dataset, name)
     if ds is None:
-        raise NotFound(f"no dataset {name!r}; make one with `yard datasets create {name} PATH`")
+        raise NotFound(missing_dataset(name))
+    return ds
+
+
+def readable(s: Session, who: Principal, name: str) -> Dataset:
+    """The dataset, if `who` may read it (a viewer of its team or more); else reported missing."""
+    ds = get_dataset(s, name)
+    access.require_read(who, ds.team, missing_dataset(name))
     return ds
 
 
@@ -114,9 +141,15 @@ def get_version(s: Session, name: str, version: int) -> DatasetVersion:
     return row
 
 
-def list_datasets(s: Session, project: str | None = None) -> list[tuple[Dataset, int, DatasetVersion | None]]:
-    """(dataset, version count, latest version) per dataset, by name."""
-    stmt = select(Dataset).order_by(Dataset.name)
+def readable_version(s: Session, who: Principal, name: str, version: int) -> tuple[Dataset, DatasetVersion]:
+    """A snapshot of a dataset `who` may read (else the dataset is reported missing)."""
+    return readable(s, who, name), get_version(s, name, version)
+
+
+def list_datasets(s: Session, who: Principal,
+                  project: str | None = None) -> list[tuple[Dataset, int, DatasetVersion | None]]:
+    """(dataset, version count, latest version) per dataset `who` may read, by name."""
+    stmt = select(Dataset).where(access.visible(who, Dataset.team)).order_by(Dataset.name)
     if project:
         stmt = stmt.where(Dataset.project == project)
     out = []
@@ -144,57 +177,77 @@ def stored_entries(blobs: BlobStore, files: list[dict[str, Any]]) -> list[dict[s
 
 
 def create_version(
-    store: Store, blobs: BlobStore, name: str, project: str, files: list[dict[str, Any]],
-    source: str = "", description: str = "", actor: str = "",
-) -> tuple[DatasetVersion, bool]:
-    """Make NAME@vN from a manifest whose files are all stored; (version, created). An unchanged
-    manifest returns the latest version, not a new one.
+    store: Store, blobs: BlobStore, who: Principal, name: str, team: str | None, project: str,
+    files: list[dict[str, Any]], source: str = "", description: str = "",
+) -> tuple[Dataset, DatasetVersion, bool]:
+    """Make NAME@vN from a manifest whose files are all stored; (dataset, version, created). An
+    unchanged manifest returns the latest version, not a new one. A new dataset belongs to `team`
+    (`access.team_for_new` picks one if None); a version of an existing one takes its team's
+    member role.
 
     Creates of one name at once are serialised on the dataset's row, so each gets its own
     answer: v1, then v2 for another manifest, or the same version with created=False. The
     files are checked first, outside that lock: stored contents never change.
     """
+    access.require_writer(who, "create a dataset")
     entries = stored_entries(blobs, files)
     with store.session(lock=True) as s:
-        row, created = _add_version(s, name, project, entries, source, description, actor)
+        result = _add_version(s, who, name, team, project, entries, source, description)
     crash_point("dataset_create.version_committed")  # NAME@vN is stored; no answer sent
-    return row, created
+    return result
 
 
-def _add_version(s: Session, name: str, project: str, entries: list[dict[str, Any]], source: str,
-                 description: str, actor: str) -> tuple[DatasetVersion, bool]:
-    repo.insert_absent(s, Dataset, dict(name=name, project=project, created_at=utcnow(), created_by=actor))
+def _owned(s: Session, who: Principal, name: str, team: str | None, project: str) -> Dataset:
+    """The dataset row `name`, made for `team` if absent, locked; refused unless `who` may add to it."""
+    if s.get(Dataset, name) is None:
+        owner = access.team_for_new(who, team, "datasets")
+        repo.insert_absent(s, Dataset, dict(name=name, team=owner, project=project, created_at=utcnow(),
+                                            created_by=who.name))
     ds = s.scalars(select(Dataset).where(Dataset.name == name).with_for_update()
                    .execution_options(populate_existing=True)).one()
+    if not access.may_read(who, ds.team):
+        raise Conflict(taken(name))
+    if team is not None and team != ds.team:
+        raise DatasetError("team", f"dataset {name} belongs to team {ds.team}; choose another name for a "
+                                   f"dataset of team {team}")
+    access.require_role(who, ds.team, missing_dataset(name), action="add a version to it")
+    return ds
+
+
+def _add_version(s: Session, who: Principal, name: str, team: str | None, project: str,
+                 entries: list[dict[str, Any]], source: str, description: str
+                 ) -> tuple[Dataset, DatasetVersion, bool]:
+    ds = _owned(s, who, name, team, project)
     if ds.project != project:
         raise DatasetError("project", f"dataset {name} belongs to project {ds.project}; "
                                       f"choose another name for a dataset of project {project}")
     snapshot_digest = manifest.digest(entries)
     latest = versions_of(s, name)
     if latest and latest[0].digest == snapshot_digest:
-        return latest[0], False
+        return ds, latest[0], False
     number = (s.scalar(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset == name))
               or 0) + 1
     row = DatasetVersion(dataset=name, version=number, digest=snapshot_digest, files=entries,
                          file_count=len(entries), bytes=sum(f["bytes"] for f in entries), source=source,
-                         description=description, created_at=utcnow(), created_by=actor)
+                         description=description, created_at=utcnow(), created_by=who.name)
     s.add(row)
     s.flush()
     crash_point("dataset_create.version_uncommitted")  # the dataset's row and its version's, not committed
-    return row, True
+    return ds, row, True
 
 
-def resolve_for_job(s: Session, ref: str, project: str) -> DatasetVersion:
-    """The snapshot a job of `project` names; a 422 on `dataset` if it is missing or another project's."""
+def resolve_for_job(s: Session, ref: str, team: str, who: Principal) -> DatasetVersion:
+    """The snapshot a job of `team`, asked for by `who`, names; a 422 on `dataset` if it is missing
+    (or hidden from `who`) or another team's: a job reads only its own team's data."""
     name, version = parse_ref(ref)
     ds = s.get(Dataset, name)
-    if ds is None:
+    if ds is None or not access.may_read(who, ds.team):
         raise DatasetError("dataset", f"no dataset {name!r}; make one with `yard datasets create {name} PATH` "
                                       "or list them with `yard datasets list`")
-    if ds.project != project:
-        raise DatasetError("dataset", f"dataset {name} belongs to project {ds.project}; a job of project "
-                                      f"{project} cannot use it (set project: {ds.project} or snapshot the "
-                                      f"data into a dataset of project {project})")
+    if ds.team != team:
+        raise DatasetError("dataset", f"dataset {name} belongs to team {ds.team}; a job of team {team} "
+                                      f"cannot use it (set team: {ds.team}, or snapshot the data into a "
+                                      f"dataset of team {team})")
     try:
         return get_version(s, name, version)
     except NotFound:

@@ -4,13 +4,15 @@ A model's evaluation gates some aliases (production by default): a version
 takes a gated alias only after passing its evaluation, and its metrics are
 checked again against the alias's current holder, the champion. Rollback moves
 an alias back to its previous holder, replaying the alias's history: each move
-pushes a holder, each rollback pops one.
+pushes a holder, each rollback pops one. Moving and rolling back take the member
+role in the model's team.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from trainyard.principal import Principal
 from trainyard.registry import rules
 from trainyard.registry.models import (
     RegistryError,
@@ -19,6 +21,7 @@ from trainyard.registry.models import (
     events_of,
     get_model,
     get_version,
+    writable,
 )
 from trainyard.store import Store
 from trainyard.store.registry_tables import Model, ModelAlias, ModelVersion
@@ -95,11 +98,13 @@ def move(s: Session, model_name: str, alias: str, target: ModelVersion, reason: 
     return row
 
 
-def request_move(store: Store, model_name: str, alias: str, version: int, reason: str, actor: str) -> None:
+def request_move(store: Store, who: Principal, model_name: str, alias: str, version: int, reason: str) -> None:
     """A person's request to point `alias` at `version`: moved, or GateRefused with the refusal
     recorded as an event, in a transaction of its own since the move's rolls back."""
+    actor = who.name
     try:
         with store.session() as s:
+            writable(s, who, model_name, "move its aliases")
             move(s, model_name, alias, get_version(s, model_name, version), reason, actor)
     except GateRefused as exc:
         with store.session() as s:
@@ -119,9 +124,10 @@ def holders(s: Session, model: str, alias: str) -> list[int]:
     return stack
 
 
-def rollback(s: Session, model_name: str, alias: str, reason: str, actor: str) -> ModelAlias:
+def rollback(s: Session, who: Principal, model_name: str, alias: str, reason: str) -> ModelAlias:
     """Move `alias` back to the version that held it before the current one (no gate: it held it)."""
-    get_model(s, model_name)
+    writable(s, who, model_name, "roll back its aliases")
+    actor = who.name
     stack = holders(s, model_name, alias)
     if len(stack) < 2:
         whom = f"only v{stack[-1]} has held it" if stack else "no version holds it"

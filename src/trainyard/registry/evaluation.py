@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from trainyard.principal import Principal
 from trainyard.registry import rules
 from trainyard.registry.aliases import champion
-from trainyard.registry.models import RegistryError, add_event, get_model
+from trainyard.registry.models import RegistryError, add_event, get_model, resolve, writable
 from trainyard.registry.spec import EvaluationSpec
 from trainyard.spec import JobSpec, JobState, parse_job_spec
 from trainyard.store import repo
@@ -26,14 +27,14 @@ DRIVER = "trainyard"  # the actor of what the driver does
 
 
 def evaluation_job(model: Model, row: ModelVersion, run: Job) -> tuple[JobSpec, dict[str, Any] | None]:
-    """The job that evaluates `row`: the training run's hyperparameters (to rebuild the model), the
-    evaluation's own, and which checkpoint to load."""
+    """The job that evaluates `row`, in the model's team: the training run's hyperparameters (to
+    rebuild the model), the evaluation's own, and which checkpoint to load."""
     ev = EvaluationSpec.model_validate(model.evaluation)
     hparams = {**(run.spec.get("hyperparameters") or {}), **ev.hyperparameters,
                "checkpoint_uri": row.checkpoint_uri, "checkpoint_step": row.checkpoint_step,
                "model_version": f"{model.name}@v{row.version}"}
     spec = parse_job_spec({
-        "name": f"eval-{model.name[:48]}-v{row.version}", "team": ev.team, "project": model.project,
+        "name": f"eval-{model.name[:48]}-v{row.version}", "team": model.team, "project": model.project,
         "entrypoint": ev.entrypoint, "dataset": ev.dataset, "hyperparameters": hparams,
         "resources": ev.resources.model_dump(), "max_restarts": ev.max_restarts,
         "heartbeat_timeout_s": ev.heartbeat_timeout_s,
@@ -44,9 +45,12 @@ def evaluation_job(model: Model, row: ModelVersion, run: Job) -> tuple[JobSpec, 
     return spec, code
 
 
-def request(s: Session, row: ModelVersion, actor: str) -> None:
-    """Evaluate `row` (again): it goes back to PENDING and the driver starts a job."""
-    model = get_model(s, row.model)
+def request(s: Session, who: Principal, model_name: str, which: str) -> ModelVersion:
+    """Evaluate a version (again), which takes the member role in the model's team: it goes back to
+    PENDING and the driver starts a job."""
+    model = writable(s, who, model_name, "evaluate its versions")
+    row = resolve(s, model_name, which)
+    actor = who.name
     if model.evaluation is None:
         raise RegistryError("model", f"model {model.name} declares no evaluation; add one to its model.yaml "
                                      "and run `yard models create` again")
@@ -55,6 +59,7 @@ def request(s: Session, row: ModelVersion, actor: str) -> None:
     row.eval_state, row.eval_job_id, row.eval_reason = "PENDING", None, "waiting to start the evaluation job"
     add_event(s, model.name, "evaluation_requested", f"v{row.version}: evaluation requested by {actor}", actor,
               version=row.version)
+    return row
 
 
 def finish(s: Session, row: ModelVersion, passed: bool, reason: str) -> None:

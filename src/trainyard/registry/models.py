@@ -3,6 +3,12 @@
 A version carries its run's lineage (the run id leads to code, data, params)
 and the checkpoint it points to (retention keeps it). A model that declares an
 evaluation starts each new version PENDING; the evaluation driver runs it.
+
+A model belongs to one team: its viewers read it (versions, aliases, events), its
+members change it (declare, describe, register, tag, evaluate, move aliases), and
+its evaluations run as its jobs. Another team's model reads as missing; only
+declaring a name another team holds says the name is taken (409), since names are
+unique on the server. A version is made only from a run the caller may read.
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from trainyard.principal import Principal, Role
 from trainyard.registry.spec import ModelSpec
 from trainyard.spec import INT64_MAX, NAME_PATTERN, JobSpec, SpecError, version_number
-from trainyard.store import repo
+from trainyard.store import access, repo
 from trainyard.store.registry_tables import Model, ModelAlias, ModelEvent, ModelVersion
-from trainyard.store.repo import NotFound
-from trainyard.store.tables import Checkpoint, utcnow
+from trainyard.store.repo import Conflict, NotFound
+from trainyard.store.tables import Checkpoint, Job, utcnow
 
 VERSION_REF = re.compile(r"^(?P<name>[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?)@(?P<which>[a-z0-9._-]+)$")
 MAX_TAGS = 100
@@ -38,27 +45,69 @@ def add_event(s: Session, model: str, kind: str, reason: str, actor: str, versio
                      from_version=from_version, to_version=to_version, time=utcnow()))
 
 
+def missing_model(name: str) -> str:
+    """What a caller hears of a model that does not exist, or that it may not see: the same words."""
+    return f"no model {name!r}; declare one with `yard models create model.yaml`"
+
+
 def get_model(s: Session, name: str, lock: bool = False) -> Model:
     model = s.get(Model, name, with_for_update=lock)
     if model is None:
-        raise NotFound(f"no model {name!r}; declare one with `yard models create model.yaml`")
+        raise NotFound(missing_model(name))
     return model
 
 
-def list_models(s: Session, project: str | None = None) -> list[Model]:
-    stmt = select(Model).order_by(Model.name)
+def readable(s: Session, who: Principal, name: str) -> Model:
+    """The model, if `who` may read it (a viewer of its team or more); else reported missing."""
+    model = get_model(s, name)
+    access.require_read(who, model.team, missing_model(name))
+    return model
+
+
+def writable(s: Session, who: Principal, name: str, action: str, lock: bool = False) -> Model:
+    """The model, if `who` may change it (a member of its team or more): 404 if unseen, else 403."""
+    model = get_model(s, name, lock=lock)
+    access.require_role(who, model.team, missing_model(name), Role.MEMBER, action)
+    return model
+
+
+def list_models(s: Session, who: Principal, project: str | None = None) -> list[Model]:
+    """The models of the teams `who` may read, by name."""
+    stmt = select(Model).where(access.visible(who, Model.team)).order_by(Model.name)
     if project:
         stmt = stmt.where(Model.project == project)
     return list(s.scalars(stmt))
 
 
-def declare(s: Session, spec: ModelSpec, code: dict[str, Any] | None, actor: str) -> tuple[Model, bool]:
+def owner(s: Session, who: Principal, spec: ModelSpec) -> str:
+    """The team of the model `spec` declares, which `who` must be a member of: an existing model's
+    own (its name is taken (409) if `who` may not see it), else the one named or `who`'s default."""
+    model = s.get(Model, spec.name)
+    if model is None:
+        team = access.team_for_new(who, spec.team, "models")
+    elif not access.may_read(who, model.team):
+        raise Conflict(f"model name {spec.name!r} is taken; choose another")
+    else:
+        if spec.team is not None and spec.team != model.team:
+            raise RegistryError("team", f"model {spec.name} belongs to team {model.team}; a model cannot "
+                                        "move between teams")
+        access.require_role(who, model.team, missing_model(spec.name), Role.MEMBER, "change it")
+        team = model.team
+    if spec.evaluation and spec.evaluation.team not in (None, team):
+        raise RegistryError("evaluation.team", f"a model's evaluation runs in the model's own team, "
+                                               f"{team}; remove evaluation.team or set it to {team}")
+    return team
+
+
+def declare(s: Session, who: Principal, spec: ModelSpec, code: dict[str, Any] | None) -> tuple[Model, bool]:
     """Create the model, or change its description and evaluation; (model, created)."""
+    team = owner(s, who, spec)
     model = s.get(Model, spec.name)
     evaluation = spec.evaluation.model_dump(mode="json") if spec.evaluation else None
     code = code or {}
+    actor = who.name
     if model is None:
-        model = Model(name=spec.name, project=spec.project, description=spec.description,
+        model = Model(name=spec.name, team=team, project=spec.project, description=spec.description,
                       evaluation=evaluation, code_digest=code.get("digest"),
                       code_git_commit=code.get("git_commit"), code_git_dirty=code.get("git_dirty"),
                       created_at=utcnow(), created_by=actor)
@@ -67,7 +116,8 @@ def declare(s: Session, spec: ModelSpec, code: dict[str, Any] | None, actor: str
         gate = (f"evaluation {spec.evaluation.entrypoint} on {spec.evaluation.dataset}, rule "
                 f"{spec.evaluation.rule!r} gating {', '.join(spec.evaluation.gates)}") if spec.evaluation \
             else "no evaluation declared (no alias is gated)"
-        add_event(s, model.name, "created", f"model created in project {spec.project}; {gate}", actor)
+        add_event(s, model.name, "created", f"model created in team {team}, project {spec.project}; {gate}",
+                  actor)
         return model, True
     if model.project != spec.project:
         raise RegistryError("project", f"model {spec.name} belongs to project {model.project}; "
@@ -87,12 +137,12 @@ def declare(s: Session, spec: ModelSpec, code: dict[str, Any] | None, actor: str
     return model, False
 
 
-def describe(s: Session, name: str, description: str, actor: str) -> Model:
+def describe(s: Session, who: Principal, name: str, description: str) -> Model:
     """Change a model's description; the change is an event."""
-    model = get_model(s, name)
+    model = writable(s, who, name, "describe it")
     if model.description != description:
         model.description = description
-        add_event(s, name, "updated", "description changed", actor)
+        add_event(s, name, "updated", "description changed", who.name)
     return model
 
 
@@ -125,6 +175,12 @@ def resolve(s: Session, model: str, which: str) -> ModelVersion:
         get_model(s, model)
         raise NotFound(f"model {model} has no alias {which!r}; see `yard models show {model}`")
     return get_version(s, model, alias.version)
+
+
+def readable_version(s: Session, who: Principal, model: str, which: str) -> ModelVersion:
+    """`resolve`, of a model `who` may read (else the model is reported missing)."""
+    readable(s, who, model)
+    return resolve(s, model, which)
 
 
 def parse_ref(ref: str, field: str = "model") -> tuple[str, str]:
@@ -175,17 +231,17 @@ def check_tags(tags: dict[str, str]) -> dict[str, str]:
     return tags
 
 
-def register(s: Session, model_name: str, run_id: str, checkpoint: str, description: str,
-             tags: dict[str, str], actor: str) -> ModelVersion:
-    """A new version from a committed checkpoint of a job's run; PENDING evaluation if one is declared.
-    Registrations of one model at once are serialised on its row (a locked session), so each gets
-    its own version number."""
-    model = get_model(s, model_name, lock=True)
-    try:
-        job = repo.get_job(s, run_id)
-    except NotFound:
+def register(s: Session, who: Principal, model_name: str, run_id: str, checkpoint: str, description: str,
+             tags: dict[str, str]) -> ModelVersion:
+    """A new version from a committed checkpoint of a job's run that `who` may read (a run hidden from
+    `who` reads as missing); PENDING evaluation if one is declared. Registrations of one model at once
+    are serialised on its row (a locked session), so each gets its own version number."""
+    model = writable(s, who, model_name, "register versions of it", lock=True)
+    actor = who.name
+    job = s.get(Job, run_id)
+    if job is None or not access.may_read(who, job.team, job.id):
         raise RegistryError("run_id", f"no job run {run_id!r}; a version is made from a job's checkpoint "
-                                      "(list them with `yard jobs`)") from None
+                                      "(list them with `yard jobs`)")
     if job.project != model.project:
         raise RegistryError("run_id", f"run {run_id} belongs to project {job.project}; model {model_name} "
                                       f"to project {model.project}")
@@ -207,8 +263,11 @@ def register(s: Session, model_name: str, run_id: str, checkpoint: str, descript
     return row
 
 
-def update_version(s: Session, row: ModelVersion, description: str | None, tags: dict[str, str],
-                   remove_tags: list[str], actor: str) -> None:
+def update_version(s: Session, who: Principal, model: str, which: str, description: str | None,
+                   tags: dict[str, str], remove_tags: list[str]) -> ModelVersion:
+    """Change a version's description and tags; the change is an event."""
+    writable(s, who, model, "change its versions")
+    row = resolve(s, model, which)
     changes = []
     if description is not None and description != row.description:
         row.description = description
@@ -219,7 +278,9 @@ def update_version(s: Session, row: ModelVersion, description: str | None, tags:
             row.tags = merged
             changes.append("tags " + ", ".join(f"{k}={v}" for k, v in sorted(merged.items())))
     if changes:
-        add_event(s, row.model, "updated", f"v{row.version}: {'; '.join(changes)}", actor, version=row.version)
+        add_event(s, row.model, "updated", f"v{row.version}: {'; '.join(changes)}", who.name,
+                  version=row.version)
+    return row
 
 
 def events_of(s: Session, model: str, alias: str | None = None) -> list[ModelEvent]:
@@ -227,6 +288,12 @@ def events_of(s: Session, model: str, alias: str | None = None) -> list[ModelEve
     if alias:
         stmt = stmt.where(ModelEvent.alias == alias)
     return list(s.scalars(stmt))
+
+
+def readable_events(s: Session, who: Principal, model: str, alias: str | None = None) -> list[ModelEvent]:
+    """`events_of` a model `who` may read (else the model is reported missing)."""
+    readable(s, who, model)
+    return events_of(s, model, alias)
 
 
 def check_alias_name(alias: str) -> str:

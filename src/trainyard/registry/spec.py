@@ -1,7 +1,8 @@
-"""What a model declares (model.yaml): its project, description and evaluation gate.
+"""What a model declares (model.yaml): its team, project, description and evaluation gate.
 
 ```yaml
 name: digits-classifier
+team: vision                          # optional: your only team, else `default`
 project: default
 description: MLP on scikit-learn's digits
 evaluation:
@@ -36,7 +37,8 @@ class EvaluationSpec(_Strict):
     gates: list[str] = Field(["production"], description="Aliases a version may take only after passing.")
     hyperparameters: dict[str, Any] = {}
     resources: Resources = Resources()
-    team: str = Field("default", pattern=NAME_PATTERN)
+    team: str | None = Field(None, pattern=NAME_PATTERN, description=(
+        "The evaluation job's team: always the model's own (the default); naming another is refused."))
     max_restarts: int = Field(0, ge=0, le=10)
     heartbeat_timeout_s: float = Field(60.0, ge=1.0, le=86400.0)
 
@@ -72,6 +74,9 @@ class EvaluationSpec(_Strict):
 
 class ModelSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Lowercase letters, digits, '.', '_', '-'.")
+    team: str | None = Field(None, pattern=NAME_PATTERN, description=(
+        "The team that owns a new model (its viewers read it, its members change it); default: your only "
+        "team, else `default`. A model never moves between teams."))
     project: str = Field("default", pattern=NAME_PATTERN)
     description: str = Field("", max_length=10_000)
     evaluation: EvaluationSpec | None = None

@@ -12,7 +12,10 @@ from sqlalchemy import ColumnElement, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from trainyard.principal import Forbidden, Principal, Role
+from trainyard.spec import SpecError
 from trainyard.store.repo import NotFound
+
+DEFAULT_TEAM = "default"  # what a new store's admin belongs to, and objects made before teams owned them
 
 
 def may_read(who: Principal, team: str, job_id: str | None = None) -> bool:
@@ -46,3 +49,32 @@ def visible(who: Principal, team_column: InstrumentedAttribute[str],
         return job_column == who.job_id
     teams = who.readable_teams
     return true() if teams is None else team_column.in_(sorted(teams))
+
+
+def team_for_new(who: Principal, team: str | None, what: str) -> str:
+    """The team a new object of `who`'s belongs to: the one named, which `who` must be a member of;
+    else `who`'s only writable team; else "default" if `who` may write it; else a 422 on `team`
+    naming the teams `who` may choose from (a 403 if none)."""
+    mine = who.writable_teams()
+    if team is not None:
+        if who.is_rank or not who.may_write(team):
+            yours = f"you may create them in {', '.join(mine)}" if mine else "you are a member of no team yet"
+            raise Forbidden(f"team: {who.name!r} may not create {what} in team {team!r}; {yours} "
+                            "(or ask that team's admin to add you)")
+        return team
+    if len(mine) == 1:
+        return mine[0]
+    if not who.is_rank and who.may_write(DEFAULT_TEAM):
+        return DEFAULT_TEAM
+    if not mine:
+        raise Forbidden(f"to create {what} takes the member role in some team; you are a member of no team "
+                        "yet: ask a team's admin to add you")
+    raise SpecError([{"field": "team", "message": f"say which team owns it: one of the teams you may write, "
+                                                  f"{', '.join(mine)}"}])
+
+
+def require_writer(who: Principal, action: str) -> None:
+    """Refuse (403) a caller who is a member of no team: `action` stores content any team may use."""
+    if who.is_rank or not (who.platform_admin or who.writable_teams()):
+        raise Forbidden(f"to {action} takes the member role in some team; ask a team's admin to add you "
+                        "(`yard teams add-member TEAM <user> --role member`)")

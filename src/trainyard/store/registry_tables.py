@@ -18,11 +18,13 @@ from trainyard.store.base import Base, utcnow
 
 
 class Dataset(Base):
-    """A dataset's name is unique on the server; it belongs to one project."""
+    """A dataset's name is unique on the server; it belongs to one team (who may read and add
+    versions) and is filed under one project."""
 
     __tablename__ = "datasets"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team: Mapped[str] = mapped_column(String(64), index=True)
     project: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128), default="")
@@ -64,9 +66,12 @@ class RunLineage(Base):
 
 
 class Model(Base):
+    """A model's name is unique on the server; it belongs to one team, whose members change it."""
+
     __tablename__ = "models"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team: Mapped[str] = mapped_column(String(64), index=True)
     project: Mapped[str] = mapped_column(String(64), index=True)
     description: Mapped[str] = mapped_column(Text, default="")
     evaluation: Mapped[dict | None] = mapped_column(JSON)  # an EvaluationSpec, or None: no gate

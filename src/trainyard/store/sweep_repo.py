@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from trainyard.spec import TERMINAL_STATES
@@ -33,15 +33,24 @@ def set_sweep_state(s: Session, sweep: Sweep, state: str, kind: str, reason: str
     add_sweep_event(s, sweep.id, kind, reason)
 
 
+def missing_sweep(sweep_id: str) -> str:
+    """What a caller hears of a sweep that does not exist, or that it may not see: the same words."""
+    return f"no sweep {sweep_id!r}; list sweeps with `yard sweep list`"
+
+
 def get_sweep(s: Session, sweep_id: str) -> Sweep:
     sweep = s.get(Sweep, sweep_id)
     if sweep is None:
-        raise NotFound(f"no sweep {sweep_id!r}; list sweeps with `yard sweep list`")
+        raise NotFound(missing_sweep(sweep_id))
     return sweep
 
 
-def list_sweeps(s: Session, limit: int = 100) -> Sequence[Sweep]:
-    return s.scalars(select(Sweep).order_by(Sweep.created_at.desc()).limit(limit)).all()
+def list_sweeps(s: Session, limit: int = 100, where: ColumnElement[bool] | None = None) -> Sequence[Sweep]:
+    """The newest sweeps first; `where`: only those (the caller's teams', `access.visible`)."""
+    stmt = select(Sweep).order_by(Sweep.created_at.desc()).limit(limit)
+    if where is not None:
+        stmt = stmt.where(where)
+    return s.scalars(stmt).all()
 
 
 def trials_of(s: Session, sweep_id: str) -> Sequence[SweepTrial]:

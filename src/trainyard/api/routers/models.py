@@ -1,6 +1,7 @@
 """/v1/models: models, versions from runs' checkpoints, aliases with history, evaluation gates.
 
-"who" in an alias's history is the caller as `deps.actor` names it: a label, not an identity.
+A model is its team's (registry/models.py says who may do what); "who" in its history is the
+caller's token's owner.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from trainyard.api.deps import actor
+from trainyard.api.auth import CurrentUser
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import CodeSnapshotRef
 from trainyard.control import models as control_models
+from trainyard.principal import Principal
 from trainyard.registry import aliases, evaluation, models
 from trainyard.registry.spec import parse_model_spec
 from trainyard.spec import MAX_VERSION
@@ -80,6 +82,7 @@ class VersionView(BaseModel):
 
 class ModelView(BaseModel):
     name: str
+    team: str
     project: str
     description: str
     evaluation: dict[str, Any] | None
@@ -118,7 +121,7 @@ def version_view(row: ModelVersion, alias_map: dict[str, int]) -> VersionView:
 
 def _model_view(s: Session, m: Model) -> dict[str, Any]:
     versions = models.versions_of(s, m.name)
-    return dict(name=m.name, project=m.project, description=m.description, evaluation=m.evaluation,
+    return dict(name=m.name, team=m.team, project=m.project, description=m.description, evaluation=m.evaluation,
                 code={"digest": m.code_digest, "git_commit": m.code_git_commit, "git_dirty": m.code_git_dirty},
                 aliases=models.aliases_of(s, m.name), latest_version=versions[-1].version if versions else None,
                 created_at=m.created_at, created_by=m.created_by)
@@ -129,110 +132,109 @@ def _event(e: ModelEvent) -> EventItem:
                      to_version=e.to_version, actor=e.actor, reason=e.reason)
 
 
-def model_detail(platform: Platform, name: str) -> ModelDetail:
+def model_detail(platform: Platform, who: Principal, name: str) -> ModelDetail:
     with platform.store.session() as s:
-        m = models.get_model(s, name)
+        m = models.readable(s, who, name)
         alias_map = models.aliases_of(s, name)
         return ModelDetail(**_model_view(s, m),
                            versions=[version_view(v, alias_map) for v in models.versions_of(s, name)])
 
 
-def _version(platform: Platform, name: str, which: str) -> VersionView:
+def _version(platform: Platform, who: Principal, name: str, which: str) -> VersionView:
     with platform.store.session() as s:
-        return version_view(models.resolve(s, name, which), models.aliases_of(s, name))
+        return version_view(models.readable_version(s, who, name, which), models.aliases_of(s, name))
 
 
 @router.post("", status_code=201, response_model=ModelDetail)
-def declare_model(body: DeclareModel, platform: Platform = Depends(get_platform),
-                  who: str = Depends(actor)) -> ModelDetail:
-    """Create a model, or change its description and evaluation (applies to later evaluations)."""
+def declare_model(body: DeclareModel, who: CurrentUser, platform: Platform = Depends(get_platform)) -> ModelDetail:
+    """Create a model, or change its description and evaluation (applies to later evaluations). A name
+    another team holds is refused as taken (409): names are unique on the server."""
     spec = parse_model_spec(body.spec)
     code = body.code_snapshot.model_dump() if body.code_snapshot else None
     control_models.declare(platform.store, platform.blobs, spec, code, who)
-    return model_detail(platform, spec.name)
+    return model_detail(platform, who, spec.name)
 
 
 @router.get("")
-def list_models(project: str | None = Query(None), platform: Platform = Depends(get_platform)) -> dict:
+def list_models(who: CurrentUser, project: str | None = Query(None, max_length=64),
+                platform: Platform = Depends(get_platform)) -> dict:
+    """The models of the teams you may read."""
     with platform.store.session() as s:
-        items = [ModelView(**_model_view(s, m)).model_dump(mode="json") for m in models.list_models(s, project)]
+        rows = models.list_models(s, who, project)
+        items = [ModelView(**_model_view(s, m)).model_dump(mode="json") for m in rows]
     return {"items": items}
 
 
 @router.get("/{name}", response_model=ModelDetail)
-def get_model(name: str, platform: Platform = Depends(get_platform)) -> ModelDetail:
-    return model_detail(platform, name)
+def get_model(name: str, who: CurrentUser, platform: Platform = Depends(get_platform)) -> ModelDetail:
+    return model_detail(platform, who, name)
 
 
 @router.patch("/{name}", response_model=ModelDetail)
-def update_model(name: str, body: UpdateModel, platform: Platform = Depends(get_platform),
-                 who: str = Depends(actor)) -> ModelDetail:
+def update_model(name: str, body: UpdateModel, who: CurrentUser,
+                 platform: Platform = Depends(get_platform)) -> ModelDetail:
     with platform.store.session() as s:
-        models.describe(s, name, body.description, who)
-    return model_detail(platform, name)
+        models.describe(s, who, name, body.description)
+    return model_detail(platform, who, name)
 
 
 @router.post("/{name}/versions", status_code=201, response_model=VersionView)
-def register_version(name: str, body: RegisterVersion, platform: Platform = Depends(get_platform),
-                     who: str = Depends(actor)) -> VersionView:
+def register_version(name: str, body: RegisterVersion, who: CurrentUser,
+                     platform: Platform = Depends(get_platform)) -> VersionView:
     """A new version from a run's checkpoint; its evaluation (if declared) starts on the next pass."""
     with platform.store.session(lock=True) as s:
-        row = models.register(s, name, body.run_id, body.checkpoint, body.description, body.tags, who)
+        row = models.register(s, who, name, body.run_id, body.checkpoint, body.description, body.tags)
         number = row.version
     platform.loop.nudge()
-    return _version(platform, name, str(number))
+    return _version(platform, who, name, str(number))
 
 
 @router.get("/{name}/versions/{which}", response_model=VersionView)
-def get_version(name: str, which: str, platform: Platform = Depends(get_platform)) -> VersionView:
+def get_version(name: str, which: str, who: CurrentUser, platform: Platform = Depends(get_platform)) -> VersionView:
     """A version by number (3 or v3) or by alias (production)."""
-    return _version(platform, name, which)
+    return _version(platform, who, name, which)
 
 
 @router.patch("/{name}/versions/{which}", response_model=VersionView)
-def update_version(name: str, which: str, body: UpdateVersion, platform: Platform = Depends(get_platform),
-                   who: str = Depends(actor)) -> VersionView:
+def update_version(name: str, which: str, body: UpdateVersion, who: CurrentUser,
+                   platform: Platform = Depends(get_platform)) -> VersionView:
     with platform.store.session() as s:
-        row = models.resolve(s, name, which)
-        models.update_version(s, row, body.description, body.tags, body.remove_tags, who)
-        number = row.version
-    return _version(platform, name, str(number))
+        number = models.update_version(s, who, name, which, body.description, body.tags, body.remove_tags).version
+    return _version(platform, who, name, str(number))
 
 
 @router.post("/{name}/versions/{which}/evaluate", response_model=VersionView)
-def evaluate_version(name: str, which: str, platform: Platform = Depends(get_platform),
-                     who: str = Depends(actor)) -> VersionView:
+def evaluate_version(name: str, which: str, who: CurrentUser,
+                     platform: Platform = Depends(get_platform)) -> VersionView:
     """Run the model's evaluation on this version again (e.g. after the evaluation changed)."""
     with platform.store.session() as s:
-        row = models.resolve(s, name, which)
-        evaluation.request(s, row, who)
-        number = row.version
+        number = evaluation.request(s, who, name, which).version
     platform.loop.nudge()
-    return _version(platform, name, str(number))
+    return _version(platform, who, name, str(number))
 
 
 @router.put("/{name}/aliases/{alias}", response_model=VersionView)
-def move_alias(name: str, alias: str, body: MoveAlias, platform: Platform = Depends(get_platform),
-               who: str = Depends(actor)) -> VersionView:
+def move_alias(name: str, alias: str, body: MoveAlias, who: CurrentUser,
+               platform: Platform = Depends(get_platform)) -> VersionView:
     """Point an alias at a version. A gated alias (production) takes only a version that passed its
     evaluation, checked again against the current holder; a refusal is recorded with its reason."""
-    aliases.request_move(platform.store, name, alias, body.version, body.reason, who)
-    return _version(platform, name, alias)
+    aliases.request_move(platform.store, who, name, alias, body.version, body.reason)
+    return _version(platform, who, name, alias)
 
 
 @router.post("/{name}/aliases/{alias}/rollback", response_model=VersionView)
-def rollback_alias(name: str, alias: str, body: Rollback, platform: Platform = Depends(get_platform),
-                   who: str = Depends(actor)) -> VersionView:
+def rollback_alias(name: str, alias: str, body: Rollback, who: CurrentUser,
+                   platform: Platform = Depends(get_platform)) -> VersionView:
     """Move the alias back to the version that held it before the current one."""
     with platform.store.session() as s:
-        aliases.rollback(s, name, alias, body.reason, who)
-    return _version(platform, name, alias)
+        aliases.rollback(s, who, name, alias, body.reason)
+    return _version(platform, who, name, alias)
 
 
 @router.get("/{name}/events")
-def model_events(name: str, alias: str | None = Query(None, description="Only this alias's moves."),
+def model_events(name: str, who: CurrentUser,
+                 alias: str | None = Query(None, max_length=64, description="Only this alias's moves."),
                  platform: Platform = Depends(get_platform)) -> dict:
     """Everything that happened to the model, oldest first: registrations, evaluations, alias moves."""
     with platform.store.session() as s:
-        models.get_model(s, name)
-        return {"items": [_event(e).model_dump(mode="json") for e in models.events_of(s, name, alias)]}
+        return {"items": [_event(e).model_dump(mode="json") for e in models.readable_events(s, who, name, alias)]}

@@ -1,4 +1,4 @@
-"""/v1/sweeps: start a sweep, follow its trials, find its best, cancel it."""
+"""/v1/sweeps: start a sweep, follow its trials, find its best, cancel it (its template's team's)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from trainyard.api.auth import CurrentUser
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import CodeSnapshotRef, EventView
 from trainyard.control import sweeps
+from trainyard.principal import Principal
 from trainyard.store import repo, sweep_repo
 from trainyard.store.sweep_tables import Sweep, SweepTrial
 from trainyard.store.tables import Job
@@ -107,9 +108,9 @@ def best_trial(s: Session, sweep: Sweep) -> TrialView | None:
     return trial_view(s, best, repo.get_job(s, best.job_id), spec)
 
 
-def sweep_detail(platform: Platform, sweep_id: str) -> SweepDetail:
+def sweep_detail(platform: Platform, who: Principal, sweep_id: str) -> SweepDetail:
     with platform.store.session() as s:
-        sweep = sweep_repo.get_sweep(s, sweep_id)
+        sweep = sweeps.readable(s, who, sweep_id)
         return SweepDetail(**_summary(s, sweep), spec=sweep.spec, best=best_trial(s, sweep))
 
 
@@ -118,43 +119,42 @@ def create_sweep(body: SweepRequest, who: CurrentUser, platform: Platform = Depe
     spec = parse_sweep_spec(body.spec)
     code = body.code_snapshot.model_dump() if body.code_snapshot else None
     sweep = sweeps.submit(platform.store, platform.loop, platform.blobs, spec, code, who)
-    return sweep_detail(platform, sweep.id)
+    return sweep_detail(platform, who, sweep.id)
 
 
 @router.get("", response_model=SweepList)
-def list_sweeps(limit: int = Query(100, ge=1, le=1000),
+def list_sweeps(who: CurrentUser, limit: int = Query(100, ge=1, le=1000),
                 platform: Platform = Depends(get_platform)) -> SweepList:
+    """The newest sweeps of the teams you may read."""
     with platform.store.session() as s:
-        return SweepList(items=[SweepSummary(**_summary(s, w)) for w in sweep_repo.list_sweeps(s, limit)])
+        return SweepList(items=[SweepSummary(**_summary(s, w)) for w in sweeps.visible(s, who, limit)])
 
 
 @router.get("/{sweep_id}", response_model=SweepDetail)
-def get_sweep(sweep_id: str, platform: Platform = Depends(get_platform)) -> SweepDetail:
-    return sweep_detail(platform, sweep_id)
+def get_sweep(sweep_id: str, who: CurrentUser, platform: Platform = Depends(get_platform)) -> SweepDetail:
+    return sweep_detail(platform, who, sweep_id)
 
 
 @router.get("/{sweep_id}/trials", response_model=TrialList)
-def sweep_trials(sweep_id: str, platform: Platform = Depends(get_platform)) -> TrialList:
+def sweep_trials(sweep_id: str, who: CurrentUser, platform: Platform = Depends(get_platform)) -> TrialList:
     with platform.store.session() as s:
-        sweep = sweep_repo.get_sweep(s, sweep_id)
+        sweep, trials, trial_jobs = sweeps.trials(s, who, sweep_id)
         spec = SweepSpec.model_validate(sweep.spec)
-        trial_jobs = sweep_repo.trial_jobs(s, sweep_id)
-        return TrialList(items=[trial_view(s, t, trial_jobs[t.job_id], spec)
-                                for t in sweep_repo.trials_of(s, sweep_id)])
+        return TrialList(items=[trial_view(s, t, trial_jobs[t.job_id], spec) for t in trials])
 
 
 @router.get("/{sweep_id}/events")
-def sweep_events(sweep_id: str, platform: Platform = Depends(get_platform)) -> dict[str, list[EventView]]:
+def sweep_events(sweep_id: str, who: CurrentUser,
+                 platform: Platform = Depends(get_platform)) -> dict[str, list[EventView]]:
     with platform.store.session() as s:
-        sweep_repo.get_sweep(s, sweep_id)
         return {"items": [EventView(time=e.time, kind=e.kind, reason=e.reason)
-                          for e in sweep_repo.events_of(s, sweep_id)]}
+                          for e in sweeps.events(s, who, sweep_id)]}
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepDetail)
-def cancel_sweep(sweep_id: str, platform: Platform = Depends(get_platform)) -> SweepDetail:
-    sweeps.cancel(platform.store, platform.loop, sweep_id)
-    return sweep_detail(platform, sweep_id)
+def cancel_sweep(sweep_id: str, who: CurrentUser, platform: Platform = Depends(get_platform)) -> SweepDetail:
+    sweeps.cancel(platform.store, platform.loop, sweep_id, who)
+    return sweep_detail(platform, who, sweep_id)
 
 
 __all__ = ["router"]

@@ -1,4 +1,8 @@
-"""/v1/teams, /v1/priority-classes and /v1/queue: who may use what, and who waits for what."""
+"""/v1/teams, /v1/priority-classes and /v1/queue: who may use what, and who waits for what.
+
+Anyone signed in reads teams and classes (control/teams.py says why); only a platform admin
+changes them. The queue lists the caller's teams' jobs only.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from trainyard.api import views
+from trainyard.api.auth import CurrentUser, PlatformAdmin
 from trainyard.api.platform import Platform, get_platform
 from trainyard.api.schemas import JobList
 from trainyard.control import teams
-from trainyard.spec import NAME_PATTERN, JobState, TeamSpec
-from trainyard.store import repo
+from trainyard.spec import NAME_PATTERN, TeamSpec
 
 router = APIRouter(tags=["scheduling"])
 
@@ -32,7 +36,7 @@ def list_teams(platform: Platform = Depends(get_platform)) -> TeamList:
 
 
 @router.put("/v1/teams/{name}", response_model=TeamSpec)
-def put_team(name: str, body: TeamSpec, platform: Platform = Depends(get_platform)) -> TeamSpec:
+def put_team(name: str, body: TeamSpec, _: PlatformAdmin, platform: Platform = Depends(get_platform)) -> TeamSpec:
     if body.name != name:
         raise HTTPException(422, {"errors": [{"field": "name", "message":
                                               f"body names team {body.name!r} but the path {name!r}"}]})
@@ -43,7 +47,7 @@ def put_team(name: str, body: TeamSpec, platform: Platform = Depends(get_platfor
 
 
 @router.delete("/v1/teams/{name}", status_code=204)
-def delete_team(name: str, platform: Platform = Depends(get_platform)) -> None:
+def delete_team(name: str, _: PlatformAdmin, platform: Platform = Depends(get_platform)) -> None:
     with platform.store.session() as s:
         if not teams.delete_team(s, name):
             raise HTTPException(404, f"no team {name!r}")
@@ -56,7 +60,7 @@ def list_priority_classes(platform: Platform = Depends(get_platform)) -> dict[st
 
 
 @router.put("/v1/priority-classes/{name}")
-def put_priority_class(name: str, body: PriorityClassBody,
+def put_priority_class(name: str, body: PriorityClassBody, _: PlatformAdmin,
                        platform: Platform = Depends(get_platform)) -> dict[str, int]:
     if not re.match(NAME_PATTERN, name):
         raise HTTPException(422, {"errors": [{"field": "name", "message":
@@ -67,9 +71,7 @@ def put_priority_class(name: str, body: PriorityClassBody,
 
 
 @router.get("/v1/queue", response_model=JobList)
-def queue(platform: Platform = Depends(get_platform)) -> JobList:
-    """Jobs waiting to run, highest priority first, each with the reason it waits."""
+def queue(who: CurrentUser, platform: Platform = Depends(get_platform)) -> JobList:
+    """Your teams' jobs waiting to run, highest priority first, each with the reason it waits."""
     with platform.store.session() as s:
-        waiting = repo.jobs_in(s, [JobState.QUEUED, JobState.RESTARTING])
-        ordered = sorted(waiting, key=lambda j: (-j.priority, j.created_at))
-        return JobList(items=[views.job_summary(j) for j in ordered])
+        return JobList(items=[views.job_summary(j) for j in teams.queue(s, who)])
