@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -120,7 +120,7 @@ class BearerToken(httpx.Auth):
     def __init__(self, token: str):
         self.token = token
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self.token}"
         yield request
 
@@ -157,6 +157,8 @@ class Client:
                 detail = resp.text
             cls = StaleAttempt if resp.status_code == 409 else TrainyardError
             raise cls(resp.status_code, detail)
+        if resp.status_code == 204:  # No Content (a deletion), whatever content-type it names
+            return None
         if resp.headers.get("content-type", "").startswith("application/json"):
             return resp.json()
         return resp.text
@@ -483,6 +485,19 @@ class Client:
     def rerun(self, job_id: str) -> dict[str, Any]:
         """Submit the same job again from its recorded inputs; the new job's detail."""
         return self.request("POST", f"/v1/training-jobs/{job_id}/rerun")
+
+    # -- secrets ----------------------------------------------------------------
+
+    def set_secret(self, team: str, name: str, value: str) -> dict[str, Any]:
+        """Set or replace a secret of `team` (its admin role); the answer never carries the value."""
+        return self.request("PUT", f"/v1/teams/{team}/secrets/{name}", json={"value": value})
+
+    def secrets(self, team: str) -> list[dict[str, Any]]:
+        """The team's secrets: [{team, name, created_at, updated_at, updated_by}], never their values."""
+        return self.request("GET", f"/v1/teams/{team}/secrets")["items"]
+
+    def delete_secret(self, team: str, name: str) -> None:
+        self.request("DELETE", f"/v1/teams/{team}/secrets/{name}")
 
     # -- worker side ----------------------------------------------------------
 

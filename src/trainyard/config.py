@@ -5,7 +5,9 @@ checkpoints and logs; `TRAINYARD_DATABASE_URL` points the store at any
 SQLAlchemy URL instead, and `TRAINYARD_BLOB_URL` the blob store at any fsspec
 URL (`s3://bucket/prefix`, with the usual AWS_* variables). `TRAINYARD_ALLOWED_HOSTS`
 (comma-separated) lists the host names the API answers to besides localhost and the
-address it listens on.
+address it listens on. `TRAINYARD_SECRETS_KEY` is the key (Fernet; comma-separated for
+several) the teams' secrets are encrypted with; without it a server makes one at its first start
+in `$TRAINYARD_HOME/secrets.key`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ServerConfig:
     gpus: int | None = None
     memory_gb: float | None = None
     allowed_hosts: tuple[str, ...] | None = None  # Host header names; default: localhost + `host` + env
+    secrets_key: str | None = field(default=None, repr=False)  # default: TRAINYARD_SECRETS_KEY, else the key file
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()
@@ -46,6 +49,8 @@ class ServerConfig:
         if self.allowed_hosts is None:
             extra = [h.strip() for h in os.environ.get("TRAINYARD_ALLOWED_HOSTS", "").split(",") if h.strip()]
             self.allowed_hosts = ("localhost", "127.0.0.1", "::1", self.host, *extra)
+        if self.secrets_key is None:
+            self.secrets_key = os.environ.get("TRAINYARD_SECRETS_KEY") or None
 
     @property
     def url(self) -> str:
@@ -59,6 +64,11 @@ class ServerConfig:
     def token_file(self) -> Path:
         """The platform admin's token for this machine's CLI (mode 0600), written at start."""
         return self.home / "token"
+
+    @property
+    def secrets_key_file(self) -> Path:
+        """The embedded server's key for the teams' secrets (mode 0600), when none is configured."""
+        return self.home / "secrets.key"
 
     @property
     def logs(self) -> Path:

@@ -36,13 +36,15 @@ def test_yard_help_lists_commands_in_groups_in_a_fixed_order() -> None:
     result = yard("--help")
     assert result.returncode == 0, result.stderr
     shown = panels(result.stdout)
-    assert list(shown) == ["Options", "Jobs", "Scheduling", "Sweeps", "Tracking", "Data", "Models", "Server"]
+    assert list(shown) == ["Options", "Jobs", "Scheduling", "Sweeps", "Tracking", "Data", "Models", "Access",
+                           "Server"]
     assert shown["Jobs"] == ["submit", "watch", "jobs", "status", "logs", "cancel"]
     assert sorted(shown["Scheduling"]) == ["queue", "sim", "teams"]
     assert shown["Sweeps"] == ["sweep"]
     assert sorted(shown["Tracking"]) == ["lineage", "rerun", "runs"]
     assert shown["Data"] == ["datasets"]
     assert shown["Models"] == ["models"]
+    assert shown["Access"] == ["secrets"]
     assert shown["Server"] == ["server"]
 
 

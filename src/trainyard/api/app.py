@@ -19,7 +19,7 @@ from trainyard.api import errors, limits
 from trainyard.api.auth import Authenticator, authenticate
 from trainyard.api.hosts import AllowedHosts
 from trainyard.api.platform import Platform
-from trainyard.api.routers import attempts, code, datasets, jobs, lineage, models, runs, sweeps, teams
+from trainyard.api.routers import attempts, code, datasets, jobs, lineage, models, runs, secrets, sweeps, teams
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -48,7 +48,7 @@ def create_app(platform: Platform) -> FastAPI:
     limits.install(app)
     app.state.authenticator = Authenticator(platform.store)
     # Every router's every route asks who is calling: a route added later is authenticated too.
-    for module in (jobs, attempts, code, runs, sweeps, teams, datasets, models, lineage):
+    for module in (jobs, attempts, code, runs, sweeps, teams, secrets, datasets, models, lineage):
         app.include_router(module.router, dependencies=[Depends(authenticate)])
 
     @app.get("/healthz", tags=["server"])

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from trainyard.cli import datasets, lineage, models, render, runs, scheduling, sweep
+from trainyard.cli import datasets, lineage, models, render, runs, scheduling, secrets, sweep
 from trainyard.cli.code import upload_code
 from trainyard.cli.errors import call, err, fail
 from trainyard.cli.sim import sim
@@ -20,8 +20,8 @@ from trainyard.client import Client, ServerUnavailable, TrainyardError
 from trainyard.spec import SpecError, load_spec_file, parse_job_spec
 
 # `yard --help` lists the commands in these panels, in this order.
-HELP_PANELS = ("Jobs", "Scheduling", "Sweeps", "Tracking", "Data", "Models", "Server")
-JOBS, SCHEDULING, SWEEPS, TRACKING, DATA, MODELS, SERVER = HELP_PANELS
+HELP_PANELS = ("Jobs", "Scheduling", "Sweeps", "Tracking", "Data", "Models", "Access", "Server")
+JOBS, SCHEDULING, SWEEPS, TRACKING, DATA, MODELS, ACCESS, SERVER = HELP_PANELS
 
 
 class _ByPanel(TyperGroup):
@@ -47,6 +47,7 @@ app.command("lineage", rich_help_panel=TRACKING)(lineage.lineage)
 app.command("rerun", rich_help_panel=TRACKING)(lineage.rerun)
 app.add_typer(datasets.app, name="datasets", rich_help_panel=DATA)
 app.add_typer(models.app, name="models", rich_help_panel=MODELS)
+app.add_typer(secrets.app, name="secrets", rich_help_panel=ACCESS)
 out = Console()
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",
@@ -72,7 +73,7 @@ def server(
     """Run the api and the control loop (SQLite store and local backend under TRAINYARD_HOME)."""
     import uvicorn
 
-    from trainyard.api import Platform, create_app
+    from trainyard.api import Platform, SecretsKeyError, create_app
     from trainyard.config import ServerConfig
     from trainyard.scheduler.policy import PRESETS
     from trainyard.spec import SpecError
@@ -85,6 +86,8 @@ def server(
         platform = Platform.open(config)
     except SpecError as exc:
         fail(f"--teams {teams}: {exc}")
+    except SecretsKeyError as exc:
+        fail(str(exc))
     cap = platform.backend.capacity()
     err.print(f"trainyard server on {config.url}  home {config.home}  capacity "
               f"{cap.cpus:g} CPUs, {cap.gpus} GPUs, {cap.memory_gb:.0f} GiB  (API docs: {config.url}/docs)"
