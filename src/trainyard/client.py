@@ -538,6 +538,19 @@ class Client:
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         return self.request("POST", f"/v1/tokens/{token_id}/revoke")
 
+    # -- secrets ----------------------------------------------------------------
+
+    def set_secret(self, team: str, name: str, value: str) -> dict[str, Any]:
+        """Set or replace a secret of `team` (its admin role); the answer never carries the value."""
+        return self.request("PUT", f"/v1/teams/{team}/secrets/{name}", json={"value": value})
+
+    def secrets(self, team: str) -> list[dict[str, Any]]:
+        """The team's secrets: [{team, name, created_at, updated_at, updated_by}], never their values."""
+        return self.request("GET", f"/v1/teams/{team}/secrets")["items"]
+
+    def delete_secret(self, team: str, name: str) -> None:
+        self.request("DELETE", f"/v1/teams/{team}/secrets/{name}")
+
     # -- worker side ----------------------------------------------------------
 
     def attempt(self, job_id: str, attempt: int) -> AttemptClient:

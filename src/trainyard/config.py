@@ -7,6 +7,9 @@ URL (`s3://bucket/prefix`, with the usual AWS_* variables). `TRAINYARD_ALLOWED_H
 (comma-separated) lists the host names the API answers to besides localhost and the
 address it listens on. `TRAINYARD_DATABASE_BUSY_TIMEOUT_S` (default 30) is how long a
 write waits for SQLite's lock before the api answers 503 "retry shortly".
+`TRAINYARD_SECRETS_KEY` is the key (Fernet; comma-separated for
+several) the teams' secrets are encrypted with; without it a server makes one at its first start
+in `$TRAINYARD_HOME/secrets.key`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class ServerConfig:
     memory_gb: float | None = None
     allowed_hosts: tuple[str, ...] | None = None  # Host header names; default: localhost + `host` + env
     orphan_grace_s: float = 3600.0  # files no row names are deleted once unwritten this long
+    secrets_key: str | None = field(default=None, repr=False)  # default: TRAINYARD_SECRETS_KEY, else the key file
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()
@@ -53,6 +57,8 @@ class ServerConfig:
         if self.allowed_hosts is None:
             extra = [h.strip() for h in os.environ.get("TRAINYARD_ALLOWED_HOSTS", "").split(",") if h.strip()]
             self.allowed_hosts = ("localhost", "127.0.0.1", "::1", self.host, *extra)
+        if self.secrets_key is None:
+            self.secrets_key = os.environ.get("TRAINYARD_SECRETS_KEY") or None
 
     @property
     def url(self) -> str:
@@ -66,6 +72,11 @@ class ServerConfig:
     def token_file(self) -> Path:
         """The platform admin's token for this machine's CLI (mode 0600), written at start."""
         return self.home / "token"
+
+    @property
+    def secrets_key_file(self) -> Path:
+        """The embedded server's key for the teams' secrets (mode 0600), when none is configured."""
+        return self.home / "secrets.key"
 
     @property
     def logs(self) -> Path:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 SNAPSHOT_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?@v[1-9][0-9]{0,8}$"  # a dataset snapshot: NAME@vN
@@ -24,6 +25,9 @@ MAX_ENV = 256  # variables in a job's env
 MAX_LABELS = 64
 MAX_TEXT = 32_768  # characters in one entrypoint word or env value
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# An env name with one of these in it holds a credential: a new spec must take its value from a secret.
+_SECRET_LOOKING = re.compile(r"TOKEN|KEY|PASSWORD|SECRET", re.IGNORECASE)
+NEW_SPEC = "new_spec"  # validation context: a spec being submitted, not one read back from the store
 
 
 def _plain_text(what: str, text: str, limit: int = MAX_TEXT) -> None:
@@ -136,6 +140,20 @@ def parse_checkpoint_dir_name(name: str) -> tuple[int, int] | None:
     return (attempt, step) if checkpoint_dir_name(attempt, step) == name else None
 
 
+class SecretRef(_Strict):
+    """An env value kept as one of the job's team's secrets (`yard secrets set`): the spec holds only
+    its name; the ranks get its value at launch, and their logs show it as `[secret NAME]`."""
+
+    secret: str = Field(pattern=f"^{ENV_NAME_PATTERN}$", description="The name of a secret of the job's team.")
+
+
+def secret_in_clear(key: str, team: str | None) -> str:
+    """Why a plain value under a secret-looking env name is refused, and the form to write instead."""
+    return (f"{key} looks like a credential, so its value may not be written in a spec (specs are shown "
+            f"and stored in clear): store it with `yard secrets set {team or '<team>'} {key}` (it reads the "
+            f"value from stdin) and write `{key}: {{secret: {key}}}` under env")
+
+
 class JobSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Lowercase letters, digits, '.', '_', '-'.")
     team: str = Field("default", pattern=NAME_PATTERN)
@@ -160,8 +178,10 @@ class JobSpec(_Strict):
     allow_spot: bool = Field(False, description="May run on spot nodes, which can be reclaimed.")
     expected_duration_s: float | None = Field(None, gt=0, description="Lets backfill fit it into gaps.")
     labels: dict[str, str] = Field({}, max_length=MAX_LABELS)
-    env: dict[str, str] = Field({}, max_length=MAX_ENV,
-                                description="Variables every rank gets, on top of the platform's own.")
+    env: dict[str, str | SecretRef] = Field(
+        {}, max_length=MAX_ENV, description="Variables every rank gets, on top of the platform's own: a "
+        "value, or `{secret: NAME}` for a secret of the job's team (names with TOKEN, KEY, PASSWORD or SECRET "
+        "in them must be secrets).")
 
     @field_validator("entrypoint")
     @classmethod
@@ -189,15 +209,30 @@ class JobSpec(_Strict):
 
     @field_validator("env")
     @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+    def _env_names(cls, value: dict[str, str | SecretRef], info: ValidationInfo) -> dict[str, str | SecretRef]:
         for key, text in value.items():
             if not re.fullmatch(ENV_NAME_PATTERN, key):
                 raise ValueError(f"env name {key!r} is not a valid variable name: use ASCII letters, "
                                  "digits and '_', not starting with a digit (at most 128)")
             if key.startswith("TRAINYARD_") or key in RESERVED_ENV:
                 raise ValueError(f"env name {key!r} is set by trainyard; choose another name")
+            if isinstance(text, SecretRef):
+                continue
             _plain_text(f"env {key}", text)
+            if _SECRET_LOOKING.search(key) and (info.context or {}).get(NEW_SPEC):  # never echoes the value
+                error = PydanticCustomError("secret_in_clear", secret_in_clear(key, info.data.get("team")))
+                raise ValidationError.from_exception_data("env", [InitErrorDetails(type=error, loc=(key,),
+                                                                                   input=key)])
         return value
+
+    @property
+    def secret_env(self) -> dict[str, str]:
+        """Env names whose values are the team's secrets -> the secrets' names."""
+        return {k: v.secret for k, v in self.env.items() if isinstance(v, SecretRef)}
+
+    @property
+    def plain_env(self) -> dict[str, str]:
+        return {k: v for k, v in self.env.items() if isinstance(v, str)}
 
     @field_validator("labels")
     @classmethod
@@ -358,8 +393,11 @@ def bounded_document(value: Any, what: str, max_depth: int = MAX_DOCUMENT_DEPTH,
 
 
 def parse_job_spec(data: Any) -> JobSpec:
+    """A new job's spec (a submit, a sweep's template, a rerun, an evaluation), held to every rule. A
+    stored spec is read back with `JobSpec.model_validate`, without the rules for new specs only: one
+    written before a rule was added still loads."""
     try:
-        return JobSpec.model_validate(data)
+        return JobSpec.model_validate(data, context={NEW_SPEC: True})
     except ValidationError as exc:
         raise SpecError(field_errors(exc)) from None
 
@@ -398,6 +436,7 @@ class LaunchEnv:
     HEARTBEAT_INTERVAL_S = "TRAINYARD_HEARTBEAT_INTERVAL_S"
     RUN_DIR = "TRAINYARD_RUN_DIR"  # standalone runs: where checkpoints go without a server
     DATASET_DIR = "TRAINYARD_DATASET_DIR"  # the job's dataset snapshot, verified and read-only
+    SECRET_NAMES = "TRAINYARD_SECRET_NAMES"  # comma-separated env names holding secrets: redacted from logs
 
 
 def heartbeat_interval(timeout_s: float) -> float:

@@ -44,7 +44,7 @@ def test_yard_help_lists_commands_in_groups_in_a_fixed_order() -> None:
     assert sorted(shown["Tracking"]) == ["lineage", "rerun", "runs"]
     assert shown["Data"] == ["datasets"]
     assert shown["Models"] == ["models"]
-    assert sorted(shown["Access"]) == ["login", "tokens", "users", "whoami"]
+    assert sorted(shown["Access"]) == ["login", "secrets", "tokens", "users", "whoami"]
     assert shown["Server"] == ["server"]
 
 

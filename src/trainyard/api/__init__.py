@@ -2,5 +2,6 @@
 
 from trainyard.api.app import create_app
 from trainyard.api.platform import Platform
+from trainyard.auth.secrets import SecretsKeyError
 
-__all__ = ["Platform", "create_app"]
+__all__ = ["Platform", "SecretsKeyError", "create_app"]

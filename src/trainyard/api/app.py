@@ -28,6 +28,7 @@ from trainyard.api.routers import (
     lineage,
     models,
     runs,
+    secrets,
     sweeps,
     teams,
 )
@@ -59,7 +60,7 @@ def create_app(platform: Platform) -> FastAPI:
     limits.install(app)
     app.state.authenticator = Authenticator(platform.store)
     # Every router's every route asks who is calling: a route added later is authenticated too.
-    for module in (jobs, attempts, code, runs, sweeps, teams, identity, datasets, models, lineage):
+    for module in (jobs, attempts, code, runs, sweeps, teams, identity, secrets, datasets, models, lineage):
         app.include_router(module.router, dependencies=[Depends(authenticate)])
 
     @app.get("/healthz", tags=["server"])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from trainyard.auth import identity
+from trainyard.auth import identity, secrets
 from trainyard.backends import Backend, LocalBackend
 from trainyard.config import ServerConfig
 from trainyard.control import orphans, retention, teams
@@ -31,6 +31,7 @@ class Platform:
     @classmethod
     def open(cls, config: ServerConfig) -> Platform:
         config.make_dirs()
+        secrets.keyring(config)  # the key is made (or checked) now: a bad one stops the start, not a launch
         store = Store(config.database_url or "", busy_timeout_s=config.database_busy_timeout_s)
         with store.session(lock=True) as s:  # the first start makes the admin; the local CLI's token
             identity.local_token(s, config.token_file)

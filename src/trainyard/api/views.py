@@ -8,7 +8,9 @@ from fastapi import Response
 
 from trainyard.api.platform import Platform
 from trainyard.api.schemas import CheckpointView, EventView, JobDetail, JobSummary, WorkerView
-from trainyard.spec import AttemptState, CheckpointState, JobState
+from trainyard.auth import secrets
+from trainyard.backends.redaction import Redactor
+from trainyard.spec import AttemptState, CheckpointState, JobSpec, JobState
 from trainyard.store import repo
 from trainyard.store.tables import Checkpoint, Event, Job
 from trainyard.tracking import history
@@ -63,18 +65,23 @@ def metric_history(platform: Platform, run_id: str, key: str, max_points: int | 
 
 
 def log_chunk(platform: Platform, job_id: str, rank: int, attempt: int | None, offset: int) -> dict:
-    """Up to 256 KiB of one rank's log from `offset`; `done` once that attempt can write no more."""
+    """Up to 256 KiB of one rank's log from `offset`; `done` once that attempt can write no more.
+
+    The rank wrapper wrote the log with the job's secrets already replaced; they are replaced here
+    again, by their current values, in case a log came from elsewhere (`offset` counts stored bytes)."""
     with platform.store.session() as s:
         job = repo.get_job(s, job_id)
         number = attempt or job.attempt
         att = repo.attempt_row(s, job_id, number) if number else None
         finished = att is None or not AttemptState(att.state).owns_job or JobState(job.state).terminal
+        refs = JobSpec.model_validate(job.spec).secret_env
+        redactor = Redactor(secrets.job_values(s, secrets.keyring(platform.config), job.team, refs))
     path = Path(platform.config.logs) / job_id / f"attempt-{number}" / f"rank-{rank}.log"
     text = ""
     if path.exists() and offset < path.stat().st_size:  # seeking far past the end is an OSError
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read(LOG_CHUNK_BYTES)
-        text = data.decode("utf-8", errors="replace")
+        text = redactor.redact(data).decode("utf-8", errors="replace")
         offset += len(data)
     return {"text": text, "offset": offset, "attempt": number, "done": finished}

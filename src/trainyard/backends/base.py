@@ -42,6 +42,8 @@ class GangLaunch:
     log_dir: Path
     resources: Resources
     env: dict[str, str] = field(default_factory=dict)  # common to all ranks
+    # Names in `env` whose values are the team's secrets: a backend keeps them out of the logs it captures.
+    secret_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

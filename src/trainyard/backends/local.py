@@ -14,9 +14,10 @@ import psutil
 from trainyard.backends.base import Backend, Capacity, GangLaunch, Handle, Placement, RankStatus
 from trainyard.backends.environment import rank_environment
 from trainyard.scheduler.model import Node
+from trainyard.spec import LaunchEnv
 
 NODE_NAME = "local"
-RANK_WRAPPER = "trainyard.backends.local_rank"  # records each rank's exit status beside its log
+RANK_WRAPPER = "trainyard.backends.local_rank"  # records each rank's exit beside its log; redacts it
 PYTHON_NAMES = {"python", "python3", f"python3.{sys.version_info.minor}"}
 
 
@@ -110,6 +111,8 @@ class LocalBackend(Backend):
             ours["LOCAL_RANK"] = "0"  # each rank sees only its own devices
         else:
             ours["CUDA_VISIBLE_DEVICES"] = ""  # asked for no GPU: sees none of those others hold
+        if gang.secret_names:  # the rank wrapper replaces their values in the log as it writes it
+            ours[LaunchEnv.SECRET_NAMES] = ",".join(gang.secret_names)
         env = rank_environment(ours, gang.env)
         exit_file = gang.log_dir / f"rank-{rank}.exit"
         log = open(gang.log_dir / f"rank-{rank}.log", "ab")  # noqa: SIM115 - handed to the child

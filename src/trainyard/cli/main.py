@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from trainyard.cli import datasets, identity, lineage, models, render, runs, scheduling, sweep
+from trainyard.cli import datasets, identity, lineage, models, render, runs, scheduling, secrets, sweep
 from trainyard.cli.code import upload_code
 from trainyard.cli.errors import call, err, explain, fail
 from trainyard.cli.sim import sim
@@ -54,6 +54,7 @@ app.add_typer(identity.users_app, name="users", rich_help_panel=ACCESS)
 app.add_typer(identity.tokens_app, name="tokens", rich_help_panel=ACCESS)
 app.command("login", rich_help_panel=ACCESS)(identity.login)
 app.command("whoami", rich_help_panel=ACCESS)(identity.whoami)
+app.add_typer(secrets.app, name="secrets", rich_help_panel=ACCESS)
 out = Console()
 
 ServerOpt = Annotated[str | None, typer.Option("--server", envvar="TRAINYARD_SERVER",
@@ -82,7 +83,7 @@ def server(
     """Run the api and the control loop (SQLite store and local backend under TRAINYARD_HOME)."""
     import uvicorn
 
-    from trainyard.api import Platform, create_app
+    from trainyard.api import Platform, SecretsKeyError, create_app
     from trainyard.config import ServerConfig
     from trainyard.scheduler.policy import PRESETS
     from trainyard.spec import SpecError
@@ -95,6 +96,8 @@ def server(
         platform = Platform.open(config)
     except SpecError as exc:
         fail(f"--teams {teams}: {exc}")
+    except SecretsKeyError as exc:
+        fail(str(exc))
     cap = platform.backend.capacity()
     err.print(f"trainyard server on {config.url}  home {config.home}  capacity "
               f"{cap.cpus:g} CPUs, {cap.gpus} GPUs, {cap.memory_gb:.0f} GiB  (API docs: {config.url}/docs)"

@@ -3,7 +3,8 @@
 A person's submit, a sweep's trial, a rerun, a model's evaluation and any later path that
 makes jobs call `admit`; nothing else writes a job row. It refuses, with a 422 naming the
 field, a job that could never run on this cluster, whose code archive is missing, whose
-priority class is unknown, or whose dataset is not a snapshot of its own team's; and, with a
+priority class is unknown, whose dataset is not a snapshot of its own team's, or whose env
+names a secret its team does not have; and, with a
 403, a job for a team the caller may not submit to. A job's team is never self-declared: the
 caller must hold member (or admin) in it. Drivers that make jobs for a sweep or an evaluation
 pass the principal that asked for them, or `SYSTEM` for work a person asked for earlier.
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from trainyard.auth import secrets
 from trainyard.backends import Capacity
 from trainyard.control import teams
 from trainyard.data import snapshots
@@ -59,6 +61,7 @@ def check(s: Session, blobs: BlobStore, capacity: Capacity, spec: JobSpec,
           code: dict[str, Any] | None, who: Principal) -> int:
     """Every check of `admit` without writing anything; returns the priority class's value."""
     check_team(who, spec)
+    secrets.require_refs(s, spec.team, spec.secret_env)  # after the team check: only its members learn names
     check_fits(spec, capacity)
     require_archive(blobs, (code or {}).get("digest"))
     classes = teams.priority_classes(s)

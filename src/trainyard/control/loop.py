@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from trainyard.auth import identity
+from trainyard.auth import identity, secrets
 from trainyard.backends.base import Backend, Capacity, GangLaunch, Handle, Placement, RankStatus
 from trainyard.config import ServerConfig
 from trainyard.control import scheduling, teams
@@ -422,8 +422,11 @@ class ControlLoop:
             if att is None:
                 raise RuntimeError(f"attempt {number} of job {job_id} was not recorded")
             token = identity.mint_rank_token(att)  # committed with this session, before any rank starts
+            # The secrets' values exist only in the ranks' environment: the spec keeps their names.
+            secret_env = secrets.launch_env(s, secrets.keyring(self.config), job.team, spec.secret_env)
             env = {
-                **spec.env,
+                **spec.plain_env,
+                **secret_env,
                 LaunchEnv.SERVER: self.config.url,
                 LaunchEnv.JOB_ID: job.id,
                 LaunchEnv.ATTEMPT: str(number),
@@ -436,7 +439,7 @@ class ControlLoop:
             }
             return GangLaunch(job_id=job.id, attempt=number, entrypoint=spec.entrypoint, code_dir=code_dir,
                               log_dir=self.config.logs / job.id / f"attempt-{number}",
-                              resources=spec.resources, env=env)
+                              resources=spec.resources, env=env, secret_names=tuple(sorted(secret_env)))
 
     def _confirm_launch(self, job_id: str, number: int, handle: Handle) -> None:
         with self.store.session() as s:

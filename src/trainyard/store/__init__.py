@@ -3,6 +3,7 @@
 from trainyard.store import (  # noqa: F401 - every table joins Base.metadata before any session opens
     auth_tables,
     registry_tables,
+    secret_tables,
     sweep_tables,
     tables,
     tracking_tables,
