@@ -97,6 +97,8 @@ def _seed_team(server: Server, root: Path, team: str) -> Team:
         t.run = c.create_run(name=f"notebook-{team}", experiment=f"exp-{team}", team=team)["id"]
         c.log_metrics(t.run, [{"key": "loss", "step": 1, "timestamp": time.time(), "value": 0.5}])
         c.upload_artifact(t.run, "out/model.txt", b"weights\n")
+        t.secret = team.upper().replace("-", "_") + "_TOKEN"
+        c.set_secret(team, t.secret, f"the value of {team}'s secret")
         job = wait_for(lambda: (j := c.job(t.job))["state"] in ENDED and j, 180, what=f"job {t.job}")
         assert job["state"] == "SUCCEEDED", job["reason"]
         model = yaml.safe_load((code / "model.yaml").read_text())
@@ -130,6 +132,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def _value(param: str, path: str, b: Team) -> str:
     """The path parameter `param` of `path`, naming one of B's objects."""
+    if param == "name" and "/secrets/" in path:
+        return b.secret
     if param == "name":
         for prefix, value in (("/v1/datasets", b.dataset), ("/v1/models", b.model), ("/v1/lineage/models", b.model),
                               ("/v1/teams", b.name), ("/v1/priority-classes", "normal")):
@@ -139,7 +143,7 @@ def _value(param: str, path: str, b: Team) -> str:
         "job_id": b.job, "run_id": b.run if path.startswith("/v1/runs") else b.job, "sweep_id": b.sweep,
         "team": b.name, "user": b.member, "attempt": "1", "step": "1", "key": "loss", "path": "out/model.txt",
         "version": "1", "which": "1", "alias": "staging", "sha256": b.blob, "token_id": b.token_id,
-        "id": b.token_id, "secret": b.secret or "HF_TOKEN",
+        "id": b.token_id,
     }
     if param not in by_name:
         pytest.fail(f"{path}: no value for path parameter {param!r}; add one to _value in {__file__}")
@@ -162,7 +166,6 @@ def _bodies(b: Team) -> dict[str, dict[str, Any]]:
             {"json": {"step": 1, "bytes": 1, "manifest": {}, "metrics": {}}},
         "POST /v1/training-jobs/{job_id}/attempts/{attempt}/checkpoints/{step}/corrupt": {"json": {"reason": "x"}},
         "POST /v1/training-jobs/{job_id}/attempts/{attempt}/events": {"json": {"kind": "note", "reason": "x"}},
-        "POST /v1/code-archives": {"content": b"not an archive", "headers": {"content-type": "application/gzip"}},
         "POST /v1/runs": {"json": {"name": "intruder", "team": b.name}},
         "PATCH /v1/runs/{run_id}": {"json": {"state": "FAILED"}},
         "POST /v1/runs/{run_id}/params": {"json": {"params": {"lr": 1}}},
@@ -176,7 +179,6 @@ def _bodies(b: Team) -> dict[str, dict[str, Any]]:
         "PUT /v1/teams/{name}": {"json": {"gpus": 0, "cpus": 0, "weight": 1.0}},
         "DELETE /v1/teams/{name}": {},
         "PUT /v1/priority-classes/{name}": {"json": {"value": 1}},
-        "PUT /v1/dataset-blobs/{sha256}": {"content": b"labels\n"},
         "POST /v1/datasets": {"json": {"name": b.dataset, "team": b.name, "files": []}},
         "POST /v1/models": {"json": {"spec": {"name": b.model, "team": b.name, "description": "taken"}}},
         "PATCH /v1/models/{name}": {"json": {"description": "taken"}},
@@ -196,8 +198,11 @@ def _bodies(b: Team) -> dict[str, dict[str, Any]]:
     }
 
 
-# Writes that change nothing of any team's, which a user may make whatever their role.
-NOT_TEAM_WRITES = {"POST /v1/dataset-blobs/missing"}
+# Writes of content every team shares, stored once by its digest (a code archive, a dataset file):
+# they change nothing of any team's, and say nothing of which team holds what.
+NOT_TEAM_WRITES = {"POST /v1/dataset-blobs/missing", "PUT /v1/dataset-blobs/{sha256}", "POST /v1/code-archives"}
+# Creating a name another team holds says that the name is taken (names are unique on the server).
+NAME_TAKEN = {"POST /v1/datasets", "POST /v1/models"}
 
 
 def _operations(world: World) -> list[tuple[str, str, str]]:
@@ -252,7 +257,8 @@ def test_team_a_sees_and_changes_nothing_of_team_b_on_any_route(world: World):
                     continue
                 else:
                     resp = http.request(method, path, **bodies[key])
-                    if resp.status_code not in (403, 404) or any(m in resp.text for m in world.b.markers):
+                    refused = (403, 404, 409) if key in NAME_TAKEN else (403, 404)
+                    if resp.status_code not in refused or any(m in resp.text for m in world.b.markers):
                         leaks.append((who, key, resp.status_code, resp.text[:200]))
                 covered += 1
     print(f"isolation: {covered} calls over {len(_operations(world))} operations as 3 users of team A; "

@@ -188,7 +188,7 @@ def test_quotas_and_priority_classes_take_a_platform_admin(world):
                                ("PUT", "/v1/priority-classes/urgent", {"value": 999}),
                                ("PUT", "/v1/priority-classes/low", {"value": 999})):
         resp = world.member_a.request(method, path, json=body)
-        assert resp.status_code == 403 and resp.json()["detail"] == "this takes a platform admin", resp.text
+        assert resp.status_code == 403 and "takes a platform admin" in resp.json()["detail"], resp.text
     after = (world.member_a.get("/v1/teams").json(), world.member_a.get("/v1/priority-classes").json())
     quotas = {t["name"]: t["cpus"] for t in after[0]["items"]}
     assert after == before and quotas[A] == quotas[B] == 0
