@@ -14,6 +14,7 @@ import torch
 
 from tests.conftest import wait_for
 from trainyard.control import orphans, ranks
+from trainyard.principal import SYSTEM
 from trainyard.runtime.manifest import MANIFEST, write_checkpoint
 from trainyard.spec import JobSpec
 from trainyard.storage import BlobStore, LocalCheckpointRoot
@@ -187,13 +188,13 @@ async def _body(data: bytes) -> AsyncIterator[bytes]:
 
 
 def upload(store: Store, blobs: BlobStore, run_id: str, path: str, data: bytes) -> Path:
-    row = anyio.run(artifacts.upload, store, blobs, run_id, path, _body(data))
+    row = anyio.run(artifacts.upload, store, blobs, SYSTEM, run_id, path, _body(data))
     return Path(blobs.path(blobs.key_of(row.uri)))
 
 
 def test_upload_blobs_no_row_names_go_once_older_than_grace_and_named_or_fresh_ones_stay(store, blobs, monkeypatch):
     with store.session() as s:
-        run_id = create_run(s, "orphans").id
+        run_id = create_run(s, SYSTEM, "orphans").id
     monkeypatch.setattr(artifacts, "_delete_blob", lambda *_: None)  # the replaced blob's delete fails
     replaced = upload(store, blobs, run_id, "model.pt", b"first")
     named = upload(store, blobs, run_id, "model.pt", b"second")
@@ -216,7 +217,7 @@ def test_upload_blobs_no_row_names_go_once_older_than_grace_and_named_or_fresh_o
 
 def test_an_old_blob_a_row_names_stays_whichever_run_it_is_of_and_wherever_the_store_was(store, blobs):
     with store.session() as s:
-        run_id, other = create_run(s, "a").id, create_run(s, "b").id
+        run_id, other = create_run(s, SYSTEM, "a").id, create_run(s, SYSTEM, "b").id
     copied, moved = artifacts.upload_key(run_id), artifacts.upload_key(run_id)
     Path(blobs.path(copied)).parent.mkdir(parents=True)
     with store.session() as s:

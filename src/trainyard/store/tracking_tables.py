@@ -42,6 +42,7 @@ class Run(Base):
     __tablename__ = "runs"
 
     id: Mapped[str] = mapped_column(String(80), primary_key=True)  # == jobs.id for a job's run
+    team: Mapped[str] = mapped_column(String(64))  # a job's run: the job's; who may read and write it
     name: Mapped[str] = mapped_column(String(64))
     project: Mapped[str] = mapped_column(String(64))
     experiment: Mapped[str | None] = mapped_column(String(64))
@@ -53,6 +54,7 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_project_experiment_created", "project", "experiment", "created_at"),
         Index("ix_runs_created", "created_at"),
+        Index("ix_runs_team_created", "team", "created_at"),
     )
 
 

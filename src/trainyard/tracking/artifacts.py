@@ -7,6 +7,8 @@ never share a file; the last one recorded wins whole. The blob a row stops point
 deleted after that change commits, never before. An interrupted upload leaves nothing, unless
 the server itself stopped mid-way (or failed to delete a replaced blob): `delete_orphan_uploads`
 finds those blobs, which no row points at, once they are older than a grace period.
+
+Listing and downloading take a role in the run's team; uploading takes member (tracking/runs.py).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from anyio import to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainyard.principal import Principal
 from trainyard.storage import BlobStore
 from trainyard.storage.blobs import StoredBlob, validate_key
 from trainyard.store import Store, repo
 from trainyard.store.repo import NotFound
 from trainyard.store.tables import utcnow
 from trainyard.store.tracking_tables import RunArtifact
-from trainyard.tracking.runs import RunError, get_run
+from trainyard.tracking.runs import RunError, readable, writable
 
 log = logging.getLogger("trainyard.tracking")
 
@@ -77,14 +80,16 @@ def _delete_blob(blobs: BlobStore, uri: str) -> None:
     blobs.delete(key)
 
 
-async def upload(store: Store, blobs: BlobStore, run_id: str, path: str, body: AsyncIterable[bytes]) -> RunArtifact:
-    """Stream a file into the run's artifacts at `path`; recorded once all its bytes are in place."""
+async def upload(store: Store, blobs: BlobStore, who: Principal, run_id: str, path: str,
+                 body: AsyncIterable[bytes]) -> RunArtifact:
+    """Stream a file into the run's artifacts at `path`; recorded once all its bytes are in place.
+    `who` must be a member of the run's team: checked before any byte is read."""
     check_path(path)
     key = upload_key(run_id)
 
     def check_run() -> None:
         with store.session() as s:
-            get_run(s, run_id)
+            writable(s, who, run_id, "upload artifacts to it")
 
     def save(blob: StoredBlob) -> tuple[RunArtifact, str | None]:
         with store.session(lock=True) as s:
@@ -139,7 +144,9 @@ def _named_anywhere(s: Session, key: str) -> bool:
                     .limit(1)) is not None
 
 
-def list_artifacts(s: Session, run_id: str, prefix: str = "") -> list[RunArtifact]:
+def list_artifacts(s: Session, who: Principal, run_id: str, prefix: str = "") -> list[RunArtifact]:
+    """The artifacts of a run `who` may read (else reported missing), by path; only under `prefix` if given."""
+    readable(s, who, run_id)
     stmt = select(RunArtifact).where(RunArtifact.run_id == run_id).order_by(RunArtifact.path)
     if prefix:
         stmt = stmt.where(RunArtifact.path.startswith(prefix, autoescape=True))
@@ -154,13 +161,17 @@ def get_artifact(s: Session, run_id: str, path: str) -> RunArtifact:
     return row
 
 
-def open_artifact(store: Store, blobs: BlobStore, run_id: str, path: str) -> tuple[RunArtifact, Iterator[bytes]]:
-    """The artifact's row and the bytes of the very blob it points at, opened before any is sent.
+def open_artifact(store: Store, blobs: BlobStore, who: Principal, run_id: str,
+                  path: str) -> tuple[RunArtifact, Iterator[bytes]]:
+    """The artifact's row and the bytes of the very blob it points at, opened before any is sent;
+    of a run `who` may read (else the run is reported missing).
 
     An upload of the same path may replace the row and delete the blob it pointed at between
     the read of the row and the open: the row is then read again.
     """
     check_path(path)
+    with store.session() as s:
+        readable(s, who, run_id)
     for _ in range(READ_TRIES):
         with store.session() as s:
             row = get_artifact(s, run_id, path)

@@ -8,7 +8,7 @@ Grammar (words are case-insensitive):
     prefix  := metrics | params | tags | attributes   (singular forms too)
     op      := = | == | != | <> | < | <= | > | >=
 
-A name without a prefix is an attribute when it is one (id, name, state, project,
+A name without a prefix is an attribute when it is one (id, team, name, state, project,
 experiment, source) and a metric otherwise, so `val_acc > 0.95` reads as it says.
 Metrics compare with the run's latest value; params compare as numbers when the
 literal is a number, else as text; tags and attributes compare as text.
@@ -23,7 +23,7 @@ from typing import Literal
 Kind = Literal["metric", "param", "tag", "attr"]
 Value = float | str
 
-ATTRIBUTES = ("id", "name", "state", "project", "experiment", "source")
+ATTRIBUTES = ("id", "team", "name", "state", "project", "experiment", "source")
 PREFIXES: dict[str, Kind] = {
     "metrics": "metric", "metric": "metric",
     "params": "param", "param": "param",

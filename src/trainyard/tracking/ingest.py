@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import msgpack
 import orjson
 
+from trainyard.principal import Principal
 from trainyard.spec import SpecError
 from trainyard.store import Store, repo
 from trainyard.tracking.runs import check_writable
@@ -76,17 +77,18 @@ class Columns(NamedTuple):
 
 class RunPoints:
     """Writes batches to client runs for one store: the hot path, so one Core transaction per batch,
-    off the ORM. The batch is refused (Conflict, a 409) for a job's run, whose metrics come only
-    from its current attempt, and for a finished run; that check is in the write's own locked
-    transaction, so a run cannot end between them."""
+    off the ORM. The batch is refused as missing (404) for a run the caller may not read, with a 403
+    for a caller who is no member of the run's team, and with a 409 for a job's run, whose metrics
+    come only from its current attempt, and for a finished run; that check is in the write's own
+    locked transaction, so a run cannot end between them."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def write(self, run_id: str, batch: Columns) -> int:
+    def write(self, who: Principal, run_id: str, batch: Columns) -> int:
         """Append a validated batch to the run, all or nothing; NotFound if there is no such run."""
         with self.store.connection(lock=True) as conn:
-            check_writable(conn, run_id, "metrics")
+            check_writable(conn, who, run_id, "metrics")
             return repo.insert_metric_columns(conn, run_id, *batch)
 
 

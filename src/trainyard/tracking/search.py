@@ -1,4 +1,8 @@
-"""Finding runs: filter (tracking/filters.py), sort, paginate; their details in a few queries."""
+"""Finding runs: filter (tracking/filters.py), sort, paginate; their details in a few queries.
+
+Every answer holds only runs of the teams the caller may read (a rank: its own job's run): the
+condition is in the SQL, so pages, counts and sorting never see another team's rows.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +16,26 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, not_, select
 from sqlalchemy.orm import Session, aliased
 
+from trainyard.principal import Principal
 from trainyard.spec import INT64_MAX
+from trainyard.store import access
 from trainyard.store.tables import Job
 from trainyard.store.tracking_tables import LatestMetric, Run, RunParam, RunTag
 from trainyard.tracking.filters import Clause, FilterError, parse_filter
-from trainyard.tracking.runs import RunError, ensure_job_runs, get_run
+from trainyard.tracking.runs import RunError, ensure_job_runs, readable
 
 MAX_LIMIT = 1000
 MAX_ORDER_BY = 8  # each metric, param or tag key sorted on is one more join
 STATE = func.coalesce(Job.state, Run.state)
 ATTRIBUTE_COLUMNS: dict[str, Any] = {
-    "id": Run.id, "name": Run.name, "project": Run.project, "experiment": Run.experiment,
+    "id": Run.id, "team": Run.team, "name": Run.name, "project": Run.project, "experiment": Run.experiment,
     "source": Run.source, "state": STATE, "created_at": Run.created_at, "ended_at": Run.ended_at,
 }
 
 
 @dataclass
 class RunQuery:
+    team: str | None = None
     project: str | None = None
     experiment: str | None = None
     filter: str | None = None
@@ -118,8 +125,13 @@ def _token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
-def search_runs(s: Session, q: RunQuery) -> tuple[list[str], str | None]:
-    """Run ids of one page in order, and the token of the next page (None on the last)."""
+def _visible(who: Principal) -> ColumnElement[bool]:
+    return access.visible(who, Run.team, Run.id)
+
+
+def search_runs(s: Session, who: Principal, q: RunQuery) -> tuple[list[str], str | None]:
+    """Ids of one page of the runs `who` may read, in order, and the token of the next page (None on
+    the last)."""
     try:
         clauses = parse_filter(q.filter)
     except FilterError as exc:
@@ -130,7 +142,9 @@ def search_runs(s: Session, q: RunQuery) -> tuple[list[str], str | None]:
         raise RunError("order_by", f"{len(q.order_by)} sort keys; sort by at most {MAX_ORDER_BY}")
     offset = _offset(q.page_token)
     ensure_job_runs(s)
-    stmt = select(Run.id).select_from(Run).outerjoin(Job, Job.id == Run.id)
+    stmt = select(Run.id).select_from(Run).outerjoin(Job, Job.id == Run.id).where(_visible(who))
+    if q.team:
+        stmt = stmt.where(Run.team == q.team)
     if q.project:
         stmt = stmt.where(Run.project == q.project)
     if q.experiment:
@@ -148,7 +162,8 @@ def search_runs(s: Session, q: RunQuery) -> tuple[list[str], str | None]:
 
 
 def run_views(s: Session, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Runs as the api shows them (state, params, tags, latest metrics), in the order of `ids`."""
+    """Runs as the api shows them (state, params, tags, latest metrics), in the order of `ids`: ids
+    the caller was already found to read (`view`, `search_runs`, `compare`)."""
     if not ids:
         return []
     wanted = list(ids)
@@ -164,7 +179,7 @@ def run_views(s: Session, ids: Sequence[str]) -> list[dict[str, Any]]:
         metrics[m.run_id][m.key] = {"value": m.value, "step": m.step, "timestamp": m.timestamp}
     by_id = {
         run.id: {
-            "id": run.id, "name": run.name, "project": run.project, "experiment": run.experiment,
+            "id": run.id, "team": run.team, "name": run.name, "project": run.project, "experiment": run.experiment,
             "source": run.source, "state": state, "created_at": run.created_at, "ended_at": run.ended_at,
             "params": dict(sorted(params[run.id].items())), "tags": dict(sorted(tags[run.id].items())),
             "metrics": dict(sorted(metrics[run.id].items())),
@@ -174,11 +189,17 @@ def run_views(s: Session, ids: Sequence[str]) -> list[dict[str, Any]]:
     return [by_id[i] for i in wanted if i in by_id]
 
 
-def compare(s: Session, ids: Sequence[str]) -> dict[str, Any]:
+def view(s: Session, who: Principal, run_id: str) -> dict[str, Any]:
+    """One run as the api shows it, if `who` may read it; else reported missing."""
+    readable(s, who, run_id)
+    return run_views(s, [run_id])[0]
+
+
+def compare(s: Session, who: Principal, ids: Sequence[str]) -> dict[str, Any]:
     """Runs side by side: each param and metric key with one value per run (None where absent);
-    NotFound for the first id that is no run."""
+    NotFound for the first id that is no run `who` may read (the same answer as a missing one)."""
     for run_id in ids:
-        get_run(s, run_id)
+        readable(s, who, run_id)
     runs = run_views(s, ids)
     params = sorted({k for r in runs for k in r["params"]})
     metrics = sorted({k for r in runs for k in r["metrics"]})
@@ -189,11 +210,13 @@ def compare(s: Session, ids: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def experiments(s: Session, project: str | None = None) -> list[dict[str, Any]]:
+def experiments(s: Session, who: Principal, project: str | None = None) -> list[dict[str, Any]]:
+    """Each team's projects and experiments that `who` may read, with how many runs each has."""
     ensure_job_runs(s)
-    stmt = (select(Run.project, Run.experiment, func.count(), func.max(Run.created_at))
-            .group_by(Run.project, Run.experiment).order_by(Run.project, Run.experiment))
+    stmt = (select(Run.team, Run.project, Run.experiment, func.count(), func.max(Run.created_at))
+            .where(_visible(who))
+            .group_by(Run.team, Run.project, Run.experiment).order_by(Run.team, Run.project, Run.experiment))
     if project:
         stmt = stmt.where(Run.project == project)
-    return [{"project": p, "experiment": e, "runs": n, "last_run_at": last}
-            for p, e, n, last in s.execute(stmt)]
+    return [{"team": t, "project": p, "experiment": e, "runs": n, "last_run_at": last}
+            for t, p, e, n, last in s.execute(stmt)]
