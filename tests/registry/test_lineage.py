@@ -18,8 +18,8 @@ def test_lineage_of_a_version_prints_code_digest_snapshot_params_and_environment
         snap = c.dataset_version("evalset", 1)
         doc = c.version_lineage("traced", 1)
     assert doc["run"]["code"]["digest"] == job["code"]["digest"]
-    assert doc["run"]["dataset"] == {"ref": "evalset@v1", "digest": snap["digest"], "files": 1,
-                                     "bytes": snap["bytes"]}
+    assert doc["run"]["dataset"] == {"ref": "evalset@v1", "available": True, "digest": snap["digest"],
+                                     "files": 1, "bytes": snap["bytes"]}
     assert doc["run"]["environment"]["python"] == platform.python_version()
     assert doc["run"]["environment"]["packages"]["trainyard"]
     assert [c["step"] for c in doc["run"]["checkpoints"]] == [1, 2, 3]

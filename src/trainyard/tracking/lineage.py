@@ -6,6 +6,12 @@ run on. The rest is already in the store: the code archive digest with its
 git commit and dirty flag, the resolved spec and its hyperparameters (the job
 row), the checkpoint each attempt started from (attempts) and every checkpoint
 it produced (checkpoints, deleted ones included).
+
+Reading a run's lineage takes reading the run (a role in its job's team, or being one of its
+ranks); another team's run reads as missing. What the lineage points at is shown only as far
+as the caller may read it: a dataset of a team the caller may not read (a job made before
+datasets belonged to teams may name one) is shown as its reference alone, `available: false`,
+exactly as one that is gone, and a model version's run as its id alone.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainyard.store import repo
-from trainyard.store.registry_tables import DatasetVersion, RunLineage
+from trainyard.principal import Principal
+from trainyard.store import access, repo
+from trainyard.store.registry_tables import Dataset, DatasetVersion, RunLineage
 from trainyard.store.tables import Attempt, Checkpoint, Job, utcnow
 
 RERUN_LABEL = "rerun_of"
@@ -50,20 +57,43 @@ def record_launch(s: Session, job: Job, dataset: DatasetVersion | None) -> None:
                      recorded_at=utcnow()))
 
 
-def _dataset(s: Session, row: RunLineage | None, job: Job) -> dict[str, Any] | None:
+def _dataset(s: Session, who: Principal, row: RunLineage | None, job: Job) -> dict[str, Any] | None:
     ref = row.dataset if row else job.spec.get("dataset")
     if not ref:
         return None
     name, version = ref.rsplit("@v", 1)
+    team = s.scalar(select(Dataset.team).where(Dataset.name == name))
     snap = s.scalars(select(DatasetVersion).where(DatasetVersion.dataset == name,
                                                   DatasetVersion.version == int(version))).first()
-    return {"ref": ref, "digest": row.dataset_digest if row else (snap.digest if snap else None),
-            "files": snap.file_count if snap else None, "bytes": snap.bytes if snap else None}
+    if team is None or snap is None or not access.may_read(who, team):  # hidden or gone: the same
+        return {"ref": ref, "available": False, "digest": None, "files": None, "bytes": None}
+    return {"ref": ref, "available": True, "digest": row.dataset_digest if row else snap.digest,
+            "files": snap.file_count, "bytes": snap.bytes}
 
 
-def run_lineage(s: Session, run_id: str) -> dict[str, Any]:
-    """Everything a job's run was made from and made, as one document."""
+def readable_job(s: Session, who: Principal, run_id: str) -> Job:
+    """The job of a run `who` may read; else reported missing (lineage is recorded for jobs' runs)."""
     job = repo.get_job(s, run_id)
+    access.require_read(who, job.team, repo.missing_job(run_id), job_id=job.id)
+    return job
+
+
+def linked_run(s: Session, who: Principal, run_id: str) -> dict[str, Any]:
+    """The lineage of a run something else points at (a model version's): in full if `who` may read
+    it, else its id alone, `available: false`."""
+    job = s.get(Job, run_id)
+    if job is None or not access.may_read(who, job.team, job.id):
+        return {"run": run_id, "available": False}
+    return _lineage(s, who, job)
+
+
+def run_lineage(s: Session, who: Principal, run_id: str) -> dict[str, Any]:
+    """Everything a job's run was made from and made, as one document; of a run `who` may read."""
+    return _lineage(s, who, readable_job(s, who, run_id))
+
+
+def _lineage(s: Session, who: Principal, job: Job) -> dict[str, Any]:
+    run_id = job.id
     row = s.get(RunLineage, run_id)
     attempts = s.scalars(select(Attempt).where(Attempt.job_id == run_id).order_by(Attempt.number)).all()
     produced = s.scalars(select(Checkpoint).where(Checkpoint.job_id == run_id).order_by(Checkpoint.step)).all()
@@ -74,11 +104,13 @@ def run_lineage(s: Session, run_id: str) -> dict[str, Any]:
         started.append({"attempt": a.number, "step": a.restore_step, "uri": ckpt.uri if ckpt else None})
     return {
         "run": job.id,
+        "available": True,
+        "team": job.team,
         "name": job.name,
         "project": job.project,
         "state": job.state,
         "code": {"digest": job.code_digest, "git_commit": job.code_git_commit, "git_dirty": job.code_git_dirty},
-        "dataset": _dataset(s, row, job),
+        "dataset": _dataset(s, who, row, job),
         "hyperparameters": job.spec.get("hyperparameters") or {},
         "spec": job.spec,
         "environment": ({"python": row.python, "platform": row.platform, "packages": row.packages}
