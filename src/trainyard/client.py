@@ -278,8 +278,10 @@ class Client:
 
     def create_run(
         self, name: str = "run", project: str = "default", experiment: str | None = None,
-        params: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> dict[str, Any]:
-        body = {"name": name, "project": project, "experiment": experiment,
+        params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+        team: str | None = None) -> dict[str, Any]:
+        """A client run of `team` (default: your only team, else `default`), in `project`."""
+        body = {"name": name, "team": team, "project": project, "experiment": experiment,
                 "params": params or {}, "tags": tags or {}}
         return self.request("POST", "/v1/runs", json=body)
 
@@ -289,10 +291,12 @@ class Client:
 
     def search_runs(
         self, filter: str | None = None, project: str | None = None, experiment: str | None = None,
-        order_by: list[str] | None = None, limit: int = 100, page_token: str | None = None) -> dict[str, Any]:
-        """One page: {items, next_page_token}. `filter` like "val_acc > 0.95 and params.lr < 0.01"."""
+        order_by: list[str] | None = None, limit: int = 100, page_token: str | None = None,
+        team: str | None = None) -> dict[str, Any]:
+        """One page of the runs you may read: {items, next_page_token}. `filter` like
+        "val_acc > 0.95 and params.lr < 0.01"; `team` narrows them to one team's."""
         params: dict[str, Any] = {"limit": limit, "order_by": order_by or []}
-        for name, value in (("filter", filter), ("project", project), ("experiment", experiment),
+        for name, value in (("filter", filter), ("team", team), ("project", project), ("experiment", experiment),
                             ("page_token", page_token)):
             if value:
                 params[name] = value

@@ -23,15 +23,22 @@ def _values(d: dict[str, Any]) -> str:
 
 
 def _run_lines(run: dict[str, Any], indent: str) -> list[str]:
+    if not run["available"]:
+        return [f"{indent}run {run['run']}  unavailable: not a run you may read"]
     code = run["code"]
     git = "no git"
     if code["git_commit"]:
         git = f"git {code['git_commit'][:12]}" + (" (dirty)" if code["git_dirty"] else " (clean)")
-    lines = [f"run {run['run']}  [bold]{run['state']}[/]  name {run['name']}, project {run['project']}",
+    lines = [f"run {run['run']}  [bold]{run['state']}[/]  name {run['name']}, team {run['team']}, "
+             f"project {run['project']}",
              f"  code {code['digest'] or 'none'}  {git}"]
     ds = run["dataset"]
-    lines.append(f"  dataset {ds['ref']}  {ds['digest']}  ({ds['files']} files, {ds['bytes']:,} bytes)"
-                 if ds else "  dataset none (the job named no snapshot)")
+    if not ds:
+        lines.append("  dataset none (the job named no snapshot)")
+    elif not ds["available"]:
+        lines.append(f"  dataset {ds['ref']}  unavailable: not a snapshot you may read")
+    else:
+        lines.append(f"  dataset {ds['ref']}  {ds['digest']}  ({ds['files']} files, {ds['bytes']:,} bytes)")
     lines.append(f"  params {_values(run['hyperparameters'])}")
     env = run["environment"]
     if env:

@@ -70,6 +70,7 @@ def list_runs(
     experiment: Annotated[str | None, typer.Option("--experiment", "-e",
                                                    help="Only this experiment.")] = None,
     project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")] = None,
+    team: Annotated[str | None, typer.Option("--team", "-t", help="Only this team's runs.")] = None,
     filter: Annotated[str | None, typer.Option("--filter", "-f",
                                                help="e.g. \"val_acc > 0.95 and params.lr < 0.01\"")] = None,
     sort: Annotated[list[str] | None, typer.Option(
@@ -79,8 +80,8 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
     server_url: ServerOpt = None,
 ) -> None:
-    """Search runs: newest first unless --sort says otherwise."""
-    query = {"experiment": experiment, "project": project, "filter": filter, "order_by": sort or [],
+    """Search the runs of your teams: newest first unless --sort says otherwise."""
+    query = {"experiment": experiment, "team": team, "project": project, "filter": filter, "order_by": sort or [],
              "limit": limit}
     with Client(server_url) as client:
         if all_pages:
@@ -105,7 +106,7 @@ def show(run_id: str, server_url: ServerOpt = None) -> None:
         run = call(client.run, run_id)
         artifacts = call(client.artifacts, run_id)
     out.print(Text.assemble((run["id"], "bold"), "  ", render.state(run["state"]),
-                            f"  {run['project']}/{run['experiment'] or '-'}  ({run['source']} run, "
+                            f"  {run['team']}/{run['project']}/{run['experiment'] or '-'}  ({run['source']} run, "
                             f"{render.age(run['created_at'])} ago)"))
     for title, rows in (("params", run["params"]), ("tags", run["tags"]),
                         ("metrics", {k: f"{_number(v['value'])}  (step {v['step']})"

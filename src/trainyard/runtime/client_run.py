@@ -1,8 +1,9 @@
 """A script outside the platform, pointed at a server: `trainyard.init()` makes it a run.
 
 With TRAINYARD_SERVER set and no TRAINYARD_JOB_ID, rank 0 creates a run (POST /v1/runs)
-named after the script, with the script's hyperparameters as params (TRAINYARD_PROJECT and
-TRAINYARD_EXPERIMENT place it), ships its metrics there, and ends it at finish: SUCCEEDED,
+named after the script, with the script's hyperparameters as params (TRAINYARD_TEAM,
+TRAINYARD_PROJECT and TRAINYARD_EXPERIMENT place it; the team defaults to the token's only
+team, else `default`), ships its metrics there, and ends it at finish: SUCCEEDED,
 or FAILED / CANCELLED when an exception or Ctrl-C ends the script. If the server does not
 answer, training goes on with local files, as with no server at all.
 """
@@ -71,7 +72,7 @@ def start(env: RankEnv, script: str) -> ClientRun | None:
             run = client.create_run(run_name(script),
                                     project=os.environ.get("TRAINYARD_PROJECT") or "default",
                                     experiment=os.environ.get("TRAINYARD_EXPERIMENT") or None,
-                                    params=env.hparams)
+                                    params=env.hparams, team=os.environ.get("TRAINYARD_TEAM") or None)
     except Exception as exc:  # noqa: BLE001 - tracking must never stop training
         log.warning("trainyard: no run created on %s (%s); keeping metrics in local files", env.server, exc)
         return None
