@@ -1,7 +1,8 @@
 """Tracking tables: runs, their params, tags, latest metrics, artifacts and events.
 
 A run is the tracking record of a job (same id) or of any process that called
-`POST /v1/runs`. Metric points live in `metric_chunks`, columnar: one row per
+`POST /v1/runs`, and belongs to a team (a job's run to its job's), whose roles
+decide who reads and writes it and everything under it. Metric points live in `metric_chunks`, columnar: one row per
 (batch, key) holding that batch's steps, timestamps and values as packed arrays,
 so a batch of 1,000 points is one row to write and a 100,000-point history is
 ~100 rows to read. `latest_metrics` keeps the newest point of each (run, key) so
