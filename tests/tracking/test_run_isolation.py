@@ -133,7 +133,7 @@ def test_search_pages_experiments_and_compare_hold_only_the_callers_teams_runs(w
                           order_by="params.lr desc") == [newest_a]
         assert world.job_b not in {r for page in every_page(http, 1000) for r in page}
         assert world.legacy_job in {r for page in every_page(http, 1000) for r in page}  # A's job's run
-        assert every_page(http, 10, team=B) == [[]]
+        assert every_page(http, 10, team=B) == every_page(http, 10, filter=f"team = '{B}'") == [[]]
         experiments = http.get("/v1/experiments").json()["items"]
         assert {e["team"] for e in experiments} == {A}
         assert [e["runs"] for e in experiments if e["experiment"] == "shared"] == [2]
@@ -144,6 +144,7 @@ def test_search_pages_experiments_and_compare_hold_only_the_callers_teams_runs(w
     everyone = {r for page in every_page(world.admin, 1000) for r in page}
     assert everyone >= b_runs | set(world.runs_a)
     assert {r for page in every_page(world.admin, 1000, team=B) for r in page} == b_runs
+    assert {r for page in every_page(world.admin, 1000, filter=f"team = '{B}'") for r in page} == b_runs
     shared = {e["team"]: e["runs"] for e in world.admin.get("/v1/experiments").json()["items"]
               if e["experiment"] == "shared"}
     assert shared == {A: 2, B: 3}  # one project name in two teams: two experiments, never summed
