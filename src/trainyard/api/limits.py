@@ -32,8 +32,9 @@ from trainyard.storage.code_archive import MAX_ARCHIVE_BYTES
 MiB = 1 << 20
 GiB = 1 << 30
 T = TypeVar("T")
-# Checking an archive can take seconds of CPU: two at a time, counted apart from the thread limiter
-# that heartbeats and every sync route wait on, so that a flood of archives never holds those up.
+# Checking an archive can take seconds (a worker process does the CPU work; a thread here feeds it and
+# waits): two at a time, counted apart from the thread limiter that heartbeats and every sync route
+# wait on, so that a flood of archives never holds those up.
 HEAVY_WORK = CapacityLimiter(2)
 
 
@@ -197,5 +198,5 @@ async def stream_body(request: Request, write: Callable[[bytes], object], batch:
 
 
 async def run_heavy(fn: Callable[..., T], *args: object) -> T:
-    """Run slow, CPU-bound work (inflating an archive) in a thread, at most HEAVY_WORK at a time."""
+    """Run slow work (checking an archive) in a thread, at most HEAVY_WORK at a time."""
     return await to_thread.run_sync(fn, *args, limiter=HEAVY_WORK)

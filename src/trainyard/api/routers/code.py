@@ -2,7 +2,7 @@
 
 The body streams to a temporary file while it is hashed (its size is capped while it streams,
 by api/limits.py); the archive is then read back as a stream under the inflation and member
-caps in a worker thread of its own, and stored under its digest only if it passes.
+caps by a worker process (storage/archive_checks.py), and stored under its digest only if it passes.
 """
 
 from __future__ import annotations
@@ -24,6 +24,6 @@ async def upload_code(request: Request, platform: Platform = Depends(get_platfor
     upload = ArchiveUpload(platform.config.home / "tmp")
     try:
         await stream_body(request, upload.write)
-        return {"digest": await run_heavy(upload.store, platform.blobs)}
+        return {"digest": await run_heavy(upload.store, platform.blobs, platform.archive_checks.check)}
     finally:  # freeing up to 200 MiB of disk blocks can take a while: not on the event loop
         await run_in_threadpool(upload.close)
