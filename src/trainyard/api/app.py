@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from trainyard.api import errors, limits
+from trainyard.api import bodies, errors, limits
 from trainyard.api.hosts import AllowedHosts
 from trainyard.api.platform import Platform
 from trainyard.api.routers import attempts, code, datasets, jobs, lineage, models, runs, sweeps, teams
@@ -44,6 +44,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     app.add_middleware(AllowedHosts, hosts=platform.config.allowed_hosts or ())
     errors.install(app)
+    bodies.install(app)
     limits.install(app)
     app.include_router(jobs.router)
     app.include_router(attempts.router)

@@ -12,6 +12,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainyard.api.bodies import JsonBody
 from trainyard.api.deps import actor
 from trainyard.api.platform import Platform, get_platform
 from trainyard.data import manifest, snapshots
@@ -83,8 +84,12 @@ def _dataset_view(ds: Dataset, count: int, latest: DatasetVersion | None) -> Dat
                        latest=SnapshotView(**_view(latest, ds.project)) if latest else None)
 
 
-@router.post("/v1/dataset-blobs/missing")
-def missing_blobs(body: MissingQuery, platform: Platform = Depends(get_platform)) -> dict:
+# Up to 32 MiB of JSON each (api/limits.py): decoded and validated in a thread, not on the event loop.
+_MISSING, _MANIFEST = JsonBody(MissingQuery), JsonBody(CreateSnapshot, items="files")
+
+
+@router.post("/v1/dataset-blobs/missing", openapi_extra=_MISSING.openapi, responses=_MISSING.responses)
+def missing_blobs(body: MissingQuery = Depends(_MISSING), platform: Platform = Depends(get_platform)) -> dict:
     """Which of these file contents are not stored yet: upload only those."""
     return {"missing": snapshots.missing_blobs(platform.blobs, body.sha256)}
 
@@ -97,8 +102,9 @@ async def upload_blob(sha256: str, request: Request, platform: Platform = Depend
     return {"sha256": sha256, "bytes": size, "stored": stored}
 
 
-@router.post("/v1/datasets", status_code=201, response_model=CreatedSnapshot)
-def create_snapshot(body: CreateSnapshot, platform: Platform = Depends(get_platform),
+@router.post("/v1/datasets", status_code=201, response_model=CreatedSnapshot, openapi_extra=_MANIFEST.openapi,
+             responses=_MANIFEST.responses)
+def create_snapshot(body: CreateSnapshot = Depends(_MANIFEST), platform: Platform = Depends(get_platform),
                     who: str = Depends(actor)) -> CreatedSnapshot:
     """Make NAME@vN from a manifest whose files are all stored (or return the unchanged latest)."""
     row, created = snapshots.create_version(
