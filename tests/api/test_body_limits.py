@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -141,3 +142,33 @@ def test_a_refused_body_is_not_read_to_its_end_the_connection_closes(server):
     assert sent < 64 * MiB, f"{sent / MiB:.0f} MiB sent"
     assert httpx.get(f"{server.url}/healthz").status_code == 200
 
+
+def test_a_client_refused_over_and_over_is_answered_no_faster_than_its_refusal_budget(server):
+    """Oversized metric batches in a loop: the first 256 MiB of refused bodies are answered at once,
+    then each refusal is held so that no more than ~32 MiB a second is read for nothing; meanwhile
+    the same client's good requests are answered without waiting, and the held answers are still 413s."""
+    run = server.client().create_run("refused-loop")["id"]
+    url = f"{server.url}/v1/runs/{run}/metrics"
+    good = {"points": [{"key": "loss", "step": 1, "timestamp": 1700000000.5, "value": 0.5}]}
+    refused, waits, t0 = 0, [], time.monotonic()
+    with httpx.Client(timeout=120) as http:
+        while time.monotonic() - t0 < 60 and len([w for w in waits if w > 0.3]) < 3:
+            t = time.monotonic()
+            resp = http.post(url, content=repeated(b" " * MiB, 20 * MiB), headers={"content-type": "application/json"})
+            waits.append(time.monotonic() - t)
+            _refusal(resp, "16 MiB")
+            refused += 16 * MiB
+        elapsed = time.monotonic() - t0
+        assert waits[0] < 2 and sum(w > 0.3 for w in waits[:8]) <= 1, waits  # the first ones: at once
+        assert refused <= 256 * MiB + 32 * MiB * elapsed + 64 * MiB, (refused / MiB, elapsed, waits)
+
+        held: list[httpx.Response] = []
+        worker = threading.Thread(target=lambda: held.append(http.post(
+            url, content=repeated(b" " * MiB, 20 * MiB), headers={"content-type": "application/json"})))
+        worker.start()
+        time.sleep(0.1)
+        t = time.monotonic()
+        assert httpx.post(url, json=good, timeout=30).json() == {"accepted": 1}
+        assert time.monotonic() - t < 1.0
+        worker.join(60)
+    _refusal(held[0], "16 MiB")

@@ -4,7 +4,7 @@ A declared Content-Length over the route's limit is answered 413 before a byte o
 read; a chunked body is counted as it arrives and refused the moment its total passes the limit.
 Either way the server never holds more than one route limit of a body, never reads the rest of
 a body it has answered (the connection closes), and the 413 says which limit applies and what to
-do instead:
+do instead (a client refused over and over has its refusals held back: api/refusals.py):
 
     {"errors": [{"field": "(body)", "message": "a metric batch is at most 16 MiB (this one is
     286 MiB); split it into requests of at most 10,000 points, as the runtime does"}]}
@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trainyard.api.refusals import RefusalBudget
 from trainyard.storage.code_archive import MAX_ARCHIVE_BYTES
 
 MiB = 1 << 20
@@ -127,11 +128,18 @@ def _closing_send(send: Send) -> Send:
     return closing
 
 
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else ""
+
+
 class BodyLimits:
-    """ASGI middleware: every request body counted against its route's BodyLimit as it streams."""
+    """ASGI middleware: every request body counted against its route's BodyLimit as it streams, and
+    each client's refused bodies against its RefusalBudget."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
+        self.refusals = RefusalBudget()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,10 +148,11 @@ class BodyLimits:
         limit = limit_for(scope["method"], scope["path"])
         declared = _declared_length(scope)
         if declared is not None and declared > limit.max_bytes:
+            await self.refusals.hold(_client(scope), 0)
             await JSONResponse(limit.refusal(declared), status_code=413)(scope, receive, _closing_send(send))
             return
         received = 0
-        unread = _has_body(scope, declared)  # until the body's last message has been read
+        body = unread = _has_body(scope, declared)  # unread: until the body's last message has been read
 
         async def counted() -> Message:
             nonlocal received, unread
@@ -161,6 +170,8 @@ class BodyLimits:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if body and 400 <= message["status"] < 500:
+                    await self.refusals.hold(_client(scope), received)
                 if unread:
                     message = _closing(message)
             await send(message)
