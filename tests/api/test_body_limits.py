@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import msgpack
 
-from tests.api.abuse import MiB, Watch, metric_batch, repeated
+from tests.api.abuse import GiB, MiB, Watch, metric_batch, repeated
 from tests.conftest import rank_token, wait_for
 
 RSS_BUDGET = 100 * MiB  # above the server's resting RSS, while refusing bodies of hundreds of MiB
@@ -105,3 +109,81 @@ def test_an_artifact_is_streamed_to_disk_not_memory(server, tmp_path):
     assert resp.status_code == 201, resp.text
     assert resp.json()["bytes"] == 400 * MiB
     assert watch.rss_growth < RSS_BUDGET, watch.rss_growth
+
+
+def _send_until_refused(url: str, head: str, body: Iterator[bytes]) -> tuple[int, bytes]:
+    """Send `head` and then `body` on one connection until the server stops reading; returns the bytes
+    of body sent and what the server answered."""
+    host, port = url.removeprefix("http://").split(":")
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head.encode())
+        try:
+            for piece in body:
+                sock.sendall(piece)
+                sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return sent, answer
+
+
+def _chunked(piece: bytes, total: int) -> Iterator[bytes]:
+    framed = b"%x\r\n%s\r\n" % (len(piece), piece)
+    for _ in range(total // len(piece)):
+        yield framed
+
+
+def test_a_refused_body_is_not_read_to_its_end_the_connection_closes(server):
+    """After its 413 the server reads no more of a body: a client sending 1 GiB is cut off near the limit
+    (and whatever socket buffers hold), not drained to its end."""
+    run = server.client().create_run("cut-off")["id"]
+    head = (f"POST /v1/runs/{run}/metrics HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            "transfer-encoding: chunked\r\n\r\n")
+    sent, answer = _send_until_refused(server.url, head, _chunked(b" " * MiB, 1024 * MiB))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"connection: close" in answer.lower()
+    assert sent < 16 * MiB + 64 * MiB, f"{sent / MiB:.0f} MiB sent"
+
+    declared = 64 * GiB
+    head = (f"POST /v1/training-jobs HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"content-length: {declared}\r\n\r\n")
+    sent, answer = _send_until_refused(server.url, head, repeated(b" " * MiB, 1024 * MiB))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"65536 MiB" in answer
+    assert sent < 64 * MiB, f"{sent / MiB:.0f} MiB sent"
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_a_client_refused_over_and_over_is_answered_no_faster_than_its_refusal_budget(server):
+    """Oversized metric batches in a loop: the first 256 MiB of refused bodies are answered at once,
+    then each refusal is held so that no more than ~32 MiB a second is read for nothing; meanwhile
+    the same client's good requests are answered without waiting, and the held answers are still 413s."""
+    run = server.client().create_run("refused-loop")["id"]
+    url = f"{server.url}/v1/runs/{run}/metrics"
+    good = {"points": [{"key": "loss", "step": 1, "timestamp": 1700000000.5, "value": 0.5}]}
+    refused, waits, t0 = 0, [], time.monotonic()
+    with httpx.Client(timeout=120) as http:
+        while time.monotonic() - t0 < 60 and len([w for w in waits if w > 0.3]) < 3:
+            t = time.monotonic()
+            resp = http.post(url, content=repeated(b" " * MiB, 20 * MiB), headers={"content-type": "application/json"})
+            waits.append(time.monotonic() - t)
+            _refusal(resp, "16 MiB")
+            refused += 16 * MiB
+        elapsed = time.monotonic() - t0
+        assert waits[0] < 2 and sum(w > 0.3 for w in waits[:8]) <= 1, waits  # the first ones: at once
+        assert refused <= 256 * MiB + 32 * MiB * elapsed + 64 * MiB, (refused / MiB, elapsed, waits)
+
+        held: list[httpx.Response] = []
+        worker = threading.Thread(target=lambda: held.append(http.post(
+            url, content=repeated(b" " * MiB, 20 * MiB), headers={"content-type": "application/json"})))
+        worker.start()
+        time.sleep(0.1)
+        t = time.monotonic()
+        assert httpx.post(url, json=good, timeout=30).json() == {"accepted": 1}
+        assert time.monotonic() - t < 1.0
+        worker.join(60)
+    _refusal(held[0], "16 MiB")

@@ -4,12 +4,16 @@ verified read-only copies at launch (a tampered file fails the job, with the rea
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
+from tests.api.abuse import MiB, Watch
 from tests.conftest import Server, wait_for
 from trainyard.client import TrainyardError
 
@@ -164,3 +168,30 @@ def test_upload_whose_bytes_do_not_hash_to_their_name_stores_nothing(data_server
         assert refused.value.detail["errors"][0]["field"] == "files.0.sha256"
         with pytest.raises(TrainyardError):
             c.dataset("unstored")
+
+
+def test_a_manifest_of_230000_files_is_validated_off_the_event_loop(data_server):
+    """~29 MiB of JSON is seconds of decoding and validating: /healthz answers throughout, and the
+    refusal of its last entry names that entry as it always has."""
+    files = [{"path": f"data/{i // 1000:06d}/f-{i:07d}.bin", "bytes": i,
+              "sha256": hashlib.sha256(str(i).encode()).hexdigest()} for i in range(230_000)]
+    files[-1]["bytes"] = -1
+    body = json.dumps({"name": "huge-manifest", "files": files}).encode()
+    assert 28 * MiB < len(body) < 32 * MiB
+    with Watch(data_server.proc.pid, data_server.url, every_s=0.02) as watch:
+        resp = httpx.post(f"{data_server.url}/v1/datasets", content=body,
+                          headers={"content-type": "application/json"}, timeout=120)
+        time.sleep(0.3)  # a stall that ends with the answer is recorded by probes answered after it
+    assert resp.status_code == 422, resp.text[:500]
+    assert [e["field"] for e in resp.json()["errors"]] == ["files.229999.bytes"]
+    assert not watch.stalls(0.3), f"/healthz held up (start, s): {watch.stalls(0.3)}"
+
+
+def test_a_manifest_that_is_not_json_is_refused_naming_the_body(data_server):
+    resp = httpx.post(f"{data_server.url}/v1/datasets", content=b'{"name": "x", "files": [',
+                      headers={"content-type": "application/json"})
+    assert resp.status_code == 422
+    [error] = resp.json()["errors"]
+    assert error["field"] == "(body)" and "JSON" in error["message"], error
+    resp = httpx.post(f"{data_server.url}/v1/dataset-blobs/missing", json={"sha256": "not-a-list"})
+    assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "sha256"

@@ -17,11 +17,6 @@ from trainyard.store import access, repo
 from trainyard.tracking import history
 
 
-def actor(who: CurrentUser) -> str:
-    """The caller's name, for the history of what they change: the token's owner."""
-    return who.name
-
-
 def readable_job(job_id: str, who: CurrentUser, platform: Platform = Depends(get_platform)) -> str:
     """A job id the caller may read (its team's viewer or more, or the job's own ranks): else 404."""
     with platform.store.session() as s:

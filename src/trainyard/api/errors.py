@@ -31,6 +31,7 @@ class Refusal(BaseModel):
 
 
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"
+REFUSED = "Refused: each field that is wrong and what to do."
 
 
 def _field(loc: tuple) -> str:
@@ -106,7 +107,7 @@ def _declare_refusals(app: FastAPI) -> None:
                 declared = operation.get("responses", {}).get("422")
                 if declared and _refers_to(declared, _FASTAPI_422):
                     operation["responses"]["422"] = {
-                        "description": "Refused: each field that is wrong and what to do.",
+                        "description": REFUSED,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}},
                     }
             app.openapi_schema = schema

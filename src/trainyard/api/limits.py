@@ -2,8 +2,9 @@
 
 A declared Content-Length over the route's limit is answered 413 before a byte of the body is
 read; a chunked body is counted as it arrives and refused the moment its total passes the limit.
-Either way the server never holds more than one route limit of a body, and the 413 says which
-limit applies and what to do instead:
+Either way the server never holds more than one route limit of a body, never reads the rest of
+a body it has answered (the connection closes), and the 413 says which limit applies and what to
+do instead (a client refused over and over has its refusals held back: api/refusals.py):
 
     {"errors": [{"field": "(body)", "message": "a metric batch is at most 16 MiB (this one is
     286 MiB); split it into requests of at most 10,000 points, as the runtime does"}]}
@@ -26,13 +27,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trainyard.api.refusals import RefusalBudget
 from trainyard.storage.code_archive import MAX_ARCHIVE_BYTES
 
 MiB = 1 << 20
 GiB = 1 << 30
 T = TypeVar("T")
-# Checking an archive can take seconds of CPU: two at a time, counted apart from the thread limiter
-# that heartbeats and every sync route wait on, so that a flood of archives never holds those up.
+# Checking an archive can take seconds (a worker process does the CPU work; a thread here feeds it and
+# waits): two at a time, counted apart from the thread limiter that heartbeats and every sync route
+# wait on, so that a flood of archives never holds those up.
 HEAVY_WORK = CapacityLimiter(2)
 
 
@@ -102,11 +105,41 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
+def _has_body(scope: Scope, declared: int | None) -> bool:
+    if declared is not None:
+        return declared > 0
+    return any(name == b"transfer-encoding" for name, _ in scope["headers"])
+
+
+# An answer sent before its request's body was read closes the connection: left open, the server
+# would read and drop the rest of the body (uvicorn does, to reach the next request), however large
+# the client declares it. HTTP/1.1 lets a server close here; clients read the answer first.
+_CLOSE = (b"connection", b"close")
+
+
+def _closing(start: Message) -> Message:
+    return {**start, "headers": [*start.get("headers", []), _CLOSE]}
+
+
+def _closing_send(send: Send) -> Send:
+    async def closing(message: Message) -> None:
+        await send(_closing(message) if message["type"] == "http.response.start" else message)
+
+    return closing
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else ""
+
+
 class BodyLimits:
-    """ASGI middleware: every request body counted against its route's BodyLimit as it streams."""
+    """ASGI middleware: every request body counted against its route's BodyLimit as it streams, and
+    each client's refused bodies against its RefusalBudget."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
+        self.refusals = RefusalBudget()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,24 +148,32 @@ class BodyLimits:
         limit = limit_for(scope["method"], scope["path"])
         declared = _declared_length(scope)
         if declared is not None and declared > limit.max_bytes:
-            await JSONResponse(limit.refusal(declared), status_code=413)(scope, receive, send)
+            await self.refusals.hold(_client(scope), 0)
+            await JSONResponse(limit.refusal(declared), status_code=413)(scope, receive, _closing_send(send))
             return
         received = 0
+        body = unread = _has_body(scope, declared)  # unread: until the body's last message has been read
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, unread
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit.max_bytes:
                     raise BodyTooLarge(limit)
+                unread = unread and message.get("more_body", False)
             return message
 
         started = False
 
         async def watched(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if body and 400 <= message["status"] < 500:
+                    await self.refusals.hold(_client(scope), received)
+                if unread:
+                    message = _closing(message)
             await send(message)
 
         try:
@@ -140,7 +181,7 @@ class BodyLimits:
         except BodyTooLarge as exc:  # raised where no exception handler sees it (a middleware)
             if started:
                 raise
-            await JSONResponse(exc.limit.refusal(None), status_code=413)(scope, receive, send)
+            await JSONResponse(exc.limit.refusal(None), status_code=413)(scope, receive, watched)
 
 
 def install(app: FastAPI) -> None:
@@ -168,5 +209,5 @@ async def stream_body(request: Request, write: Callable[[bytes], object], batch:
 
 
 async def run_heavy(fn: Callable[..., T], *args: object) -> T:
-    """Run slow, CPU-bound work (inflating an archive) in a thread, at most HEAVY_WORK at a time."""
+    """Run slow work (checking an archive) in a thread, at most HEAVY_WORK at a time."""
     return await to_thread.run_sync(fn, *args, limiter=HEAVY_WORK)

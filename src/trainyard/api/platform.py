@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -14,7 +14,7 @@ from trainyard.control.evaluations import EvaluationDriver
 from trainyard.control.loop import ControlLoop
 from trainyard.control.sweeps import SweepDriver
 from trainyard.scheduler.policy import PRESETS
-from trainyard.storage import BlobStore, CheckpointRoot, LocalCheckpointRoot
+from trainyard.storage import ArchiveChecks, BlobStore, CheckpointRoot, LocalCheckpointRoot
 from trainyard.store import Store
 from trainyard.tracking.ingest import RunPoints
 
@@ -27,6 +27,7 @@ class Platform:
     loop: ControlLoop
     blobs: BlobStore
     run_points: RunPoints
+    archive_checks: ArchiveChecks = field(default_factory=ArchiveChecks)  # code archives, in worker processes
 
     @classmethod
     def open(cls, config: ServerConfig) -> Platform:
@@ -52,6 +53,7 @@ class Platform:
     def close(self) -> None:
         """Stop the control loop, if it runs in this process, and release the database; twice is harmless."""
         self.loop.stop()
+        self.archive_checks.close()
         self.store.close()
 
     @property

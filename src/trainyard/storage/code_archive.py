@@ -20,7 +20,7 @@ import subprocess
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -277,15 +277,16 @@ class ArchiveUpload:
     def digest(self) -> str:
         return "sha256:" + self._hash.hexdigest()
 
-    def check(self, limits: ArchiveLimits = DEFAULT_LIMITS) -> None:
+    def check(self, check: Callable[[IO[bytes]], object] = check_archive) -> None:
         """ArchiveError unless the archive passes every cap (slow: call from a worker thread)."""
         self._file.flush()
         self._file.seek(0)
-        check_archive(self._file, limits)
+        check(self._file)
 
-    def store(self, blobs: BlobStore) -> str:
-        """Check the archive, then keep it under its digest (once); returns the digest."""
-        self.check()
+    def store(self, blobs: BlobStore, check: Callable[[IO[bytes]], object] = check_archive) -> str:
+        """Check the archive (with `check`: check_archive, or ArchiveChecks.check to do it in a worker
+        process), then keep it under its digest (once); returns the digest."""
+        self.check(check)
         key = archive_key(self.digest)
         if not blobs.exists(key):
             blobs.put_stream(key, self.chunks())

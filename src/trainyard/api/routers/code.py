@@ -2,7 +2,7 @@
 
 The body streams to a temporary file while it is hashed (its size is capped while it streams,
 by api/limits.py); the archive is then read back as a stream under the inflation and member
-caps in a worker thread of its own, and stored under its digest only if it passes.
+caps by a worker process (storage/archive_checks.py), and stored under its digest only if it passes.
 
 Uploading takes the member role in some team. An archive is stored once for every team, under
 its digest: the sha256 of a reproducible archive, so of the code tree itself. Knowing a digest
@@ -32,6 +32,6 @@ async def upload_code(request: Request, _: Uploader, platform: Platform = Depend
     upload = ArchiveUpload(platform.config.home / "tmp")
     try:
         await stream_body(request, upload.write)
-        return {"digest": await run_heavy(upload.store, platform.blobs)}
+        return {"digest": await run_heavy(upload.store, platform.blobs, platform.archive_checks.check)}
     finally:  # freeing up to 200 MiB of disk blocks can take a while: not on the event loop
         await run_in_threadpool(upload.close)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainyard.api.auth import CurrentUser
+from trainyard.api.bodies import JsonBody
 from trainyard.api.platform import Platform, get_platform
 from trainyard.data import manifest, snapshots
 from trainyard.spec import NAME_PATTERN
@@ -90,8 +91,13 @@ def _dataset_view(ds: Dataset, count: int, latest: DatasetVersion | None) -> Dat
                        latest=SnapshotView(**_view(latest, ds)) if latest else None)
 
 
-@router.post("/v1/dataset-blobs/missing")
-def missing_blobs(body: MissingQuery, who: CurrentUser, platform: Platform = Depends(get_platform)) -> dict:
+# Up to 32 MiB of JSON each (api/limits.py): decoded and validated in a thread, not on the event loop.
+_MISSING, _MANIFEST = JsonBody(MissingQuery), JsonBody(CreateSnapshot, items="files")
+
+
+@router.post("/v1/dataset-blobs/missing", openapi_extra=_MISSING.openapi, responses=_MISSING.responses)
+def missing_blobs(who: CurrentUser, body: MissingQuery = Depends(_MISSING),
+                  platform: Platform = Depends(get_platform)) -> dict:
     """Which of these file contents are not stored yet: upload only those. Contents are shared by every
     team and named by their sha256: the answer says only whether bytes with that hash are stored."""
     return {"missing": snapshots.missing_blobs(platform.blobs, body.sha256, who)}
@@ -106,9 +112,10 @@ async def upload_blob(sha256: str, request: Request, who: CurrentUser,
     return {"sha256": sha256, "bytes": size, "stored": stored}
 
 
-@router.post("/v1/datasets", status_code=201, response_model=CreatedSnapshot)
-def create_snapshot(body: CreateSnapshot, who: CurrentUser, platform: Platform = Depends(get_platform)
-                    ) -> CreatedSnapshot:
+@router.post("/v1/datasets", status_code=201, response_model=CreatedSnapshot, openapi_extra=_MANIFEST.openapi,
+             responses=_MANIFEST.responses)
+def create_snapshot(who: CurrentUser, body: CreateSnapshot = Depends(_MANIFEST),
+                    platform: Platform = Depends(get_platform)) -> CreatedSnapshot:
     """Make NAME@vN from a manifest whose files are all stored (or return the unchanged latest).
     A name another team holds is refused as taken (409): names are unique on the server."""
     ds, row, created = snapshots.create_version(
