@@ -141,7 +141,8 @@ def test_a_refused_body_is_not_read_to_its_end_the_connection_closes(server):
     """After its 413 the server reads no more of a body: a client sending 1 GiB is cut off near the limit
     (and whatever socket buffers hold), not drained to its end."""
     run = server.client().create_run("cut-off")["id"]
-    head = (f"POST /v1/runs/{run}/metrics HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+    head = (f"POST /v1/runs/{run}/metrics HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {server.token}\r\n"
+            "content-type: application/json\r\n"
             "transfer-encoding: chunked\r\n\r\n")
     sent, answer = _send_until_refused(server.url, head, _chunked(b" " * MiB, 1024 * MiB))
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
@@ -149,7 +150,8 @@ def test_a_refused_body_is_not_read_to_its_end_the_connection_closes(server):
     assert sent < 16 * MiB + 64 * MiB, f"{sent / MiB:.0f} MiB sent"
 
     declared = 64 * GiB
-    head = (f"POST /v1/training-jobs HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+    head = (f"POST /v1/training-jobs HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {server.token}\r\n"
+            "content-type: application/json\r\n"
             f"content-length: {declared}\r\n\r\n")
     sent, answer = _send_until_refused(server.url, head, repeated(b" " * MiB, 1024 * MiB))
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
@@ -166,7 +168,7 @@ def test_a_client_refused_over_and_over_is_answered_no_faster_than_its_refusal_b
     url = f"{server.url}/v1/runs/{run}/metrics"
     good = {"points": [{"key": "loss", "step": 1, "timestamp": 1700000000.5, "value": 0.5}]}
     refused, waits, t0 = 0, [], time.monotonic()
-    with httpx.Client(timeout=120) as http:
+    with httpx.Client(timeout=120, headers=server.auth) as http:
         while time.monotonic() - t0 < 60 and len([w for w in waits if w > 0.3]) < 3:
             t = time.monotonic()
             resp = http.post(url, content=repeated(b" " * MiB, 20 * MiB), headers={"content-type": "application/json"})
@@ -183,7 +185,7 @@ def test_a_client_refused_over_and_over_is_answered_no_faster_than_its_refusal_b
         worker.start()
         time.sleep(0.1)
         t = time.monotonic()
-        assert httpx.post(url, json=good, timeout=30).json() == {"accepted": 1}
+        assert httpx.post(url, json=good, headers=server.auth, timeout=30).json() == {"accepted": 1}
         assert time.monotonic() - t < 1.0
         worker.join(60)
     _refusal(held[0], "16 MiB")

@@ -160,11 +160,11 @@ def _checkers(server) -> list[psutil.Process]:
 def test_archives_are_checked_in_a_lower_priority_process_not_the_server(server):
     """20,000 tar headers are a quarter of a second of Python: spent by a niced worker process, not by
     the server, whose requests would otherwise wait for the GIL meanwhile."""
-    assert httpx.post(f"{server.url}/v1/code-archives", content=code_archive({"a.py": b""}), **POST).status_code == 201
+    assert server.http.post("/v1/code-archives", content=code_archive({"a.py": b""}), **POST).status_code == 201
     [checker] = _checkers(server)
     assert checker.nice() == 10
     server_cpu, checker_cpu = psutil.Process(server.proc.pid).cpu_times(), checker.cpu_times()
-    _refused(httpx.post(f"{server.url}/v1/code-archives", content=many_members(50_000), **POST), "20000 files")
+    _refused(server.http.post("/v1/code-archives", content=many_members(50_000), **POST), "20000 files")
     server_spent = sum(psutil.Process(server.proc.pid).cpu_times()[:2]) - sum(server_cpu[:2])
     checker_spent = sum(checker.cpu_times()[:2]) - sum(checker_cpu[:2])
     assert checker_spent > server_spent, (checker_spent, server_spent)
@@ -172,15 +172,15 @@ def test_archives_are_checked_in_a_lower_priority_process_not_the_server(server)
 
 def test_a_killed_checker_is_replaced_and_none_outlives_its_server(server):
     first = code_archive({"a.py": b"1"})
-    assert httpx.post(f"{server.url}/v1/code-archives", content=first, **POST).status_code == 201
+    assert server.http.post("/v1/code-archives", content=first, **POST).status_code == 201
     for checker in _checkers(server):
         checker.kill()
     psutil.wait_procs(_checkers(server), timeout=10)
     second = code_archive({"a.py": b"2"})
-    resp = httpx.post(f"{server.url}/v1/code-archives", content=second, **POST)
+    resp = server.http.post("/v1/code-archives", content=second, **POST)
     assert resp.status_code == 201, resp.text
     assert resp.json()["digest"] == "sha256:" + hashlib.sha256(second).hexdigest()
-    _refused(httpx.post(f"{server.url}/v1/code-archives", content=many_members(20_001), **POST), "20000 files")
+    _refused(server.http.post("/v1/code-archives", content=many_members(20_001), **POST), "20000 files")
     checkers = _checkers(server)
     assert checkers
     server.kill()  # SIGKILL: no shutdown code runs

@@ -9,7 +9,6 @@ import shutil
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -179,7 +178,7 @@ def test_a_manifest_of_230000_files_is_validated_off_the_event_loop(data_server)
     body = json.dumps({"name": "huge-manifest", "files": files}).encode()
     assert 28 * MiB < len(body) < 32 * MiB
     with Watch(data_server.proc.pid, data_server.url, every_s=0.02) as watch:
-        resp = httpx.post(f"{data_server.url}/v1/datasets", content=body,
+        resp = data_server.http.post("/v1/datasets", content=body,
                           headers={"content-type": "application/json"}, timeout=120)
         time.sleep(0.3)  # a stall that ends with the answer is recorded by probes answered after it
     assert resp.status_code == 422, resp.text[:500]
@@ -188,10 +187,10 @@ def test_a_manifest_of_230000_files_is_validated_off_the_event_loop(data_server)
 
 
 def test_a_manifest_that_is_not_json_is_refused_naming_the_body(data_server):
-    resp = httpx.post(f"{data_server.url}/v1/datasets", content=b'{"name": "x", "files": [',
+    resp = data_server.http.post("/v1/datasets", content=b'{"name": "x", "files": [',
                       headers={"content-type": "application/json"})
     assert resp.status_code == 422
     [error] = resp.json()["errors"]
     assert error["field"] == "(body)" and "JSON" in error["message"], error
-    resp = httpx.post(f"{data_server.url}/v1/dataset-blobs/missing", json={"sha256": "not-a-list"})
+    resp = data_server.http.post("/v1/dataset-blobs/missing", json={"sha256": "not-a-list"})
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "sha256"
