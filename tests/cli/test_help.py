@@ -43,7 +43,7 @@ def test_yard_help_lists_commands_in_groups_in_a_fixed_order() -> None:
     assert sorted(shown["Tracking"]) == ["lineage", "rerun", "runs"]
     assert shown["Data"] == ["datasets"]
     assert shown["Models"] == ["models"]
-    assert shown["Server"] == ["server"]
+    assert shown["Server"] == ["server", "audit"]
 
 
 def documented_sweep_commands() -> list[str]:
