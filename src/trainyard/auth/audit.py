@@ -66,10 +66,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         return now - min(ago, MAX_LOOKBACK)
     try:
         t = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time; or one whose offset runs past year 1 or 9999
         raise SpecError([{"field": "since", "message": f"{text!r} is neither a time ago (1d, 12h, 30m, 45s, "
                                                        "2w) nor an ISO 8601 time (2026-12-01T09:00:00Z)"}]) from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def managed_teams(who: Principal) -> list[str]:
