@@ -161,7 +161,8 @@ def main() -> None:
     args = parser.parse_args()
 
     ctx = multiprocessing.get_context("spawn")
-    with running_server() as srv:
+    # The abuser's token is never rate-limited here: this measures what refusing bodies costs.
+    with running_server("--write-rate", "1000000", "--write-burst", "1000000") as srv:
         http = srv.http
         job = http.post("/v1/training-jobs", json={"spec": {
             "name": "probe", "entrypoint": ["python", "-c", "pass"],

@@ -148,12 +148,13 @@ def make_server(tmp_path: Path) -> Iterator:
 
 
 @contextmanager
-def shared_server(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Server, Path]]:
+def shared_server(tmp_path_factory: pytest.TempPathFactory, name: str,
+                  *extra_args: str) -> Iterator[tuple[Server, Path]]:
     """One real server for a module's or package's tests (4 CPUs); its ranks gone afterwards."""
     root: Path = tmp_path_factory.mktemp(name)
     home = root / "home"
     home.mkdir()
-    srv = Server(home=home, port=free_port(), extra_args=["--cpus", "4"])
+    srv = Server(home=home, port=free_port(), extra_args=["--cpus", "4", *extra_args])
     srv.start()
     try:
         yield srv, root

@@ -555,6 +555,15 @@ class Client:
     def delete_secret(self, team: str, name: str) -> None:
         self.request("DELETE", f"/v1/teams/{team}/secrets/{name}")
 
+    # -- audit ------------------------------------------------------------------
+
+    def audit(self, since: str | None = None, actor: str | None = None, action: str | None = None,
+              limit: int = 100, before: int | None = None) -> dict[str, Any]:
+        """Audit rows, newest first: {items, next}; pass `next` as `before` for the older page.
+        `since`: a time ago (1d, 12h, 30m) or an ISO 8601 time."""
+        params = {"since": since, "actor": actor, "action": action, "limit": limit, "before": before}
+        return self.request("GET", "/v1/audit", params={k: v for k, v in params.items() if v is not None})
+
     # -- worker side ----------------------------------------------------------
 
     def attempt(self, job_id: str, attempt: int) -> AttemptClient:

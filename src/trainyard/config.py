@@ -10,6 +10,8 @@ write waits for SQLite's lock before the api answers 503 "retry shortly".
 `TRAINYARD_SECRETS_KEY` is the key (Fernet; comma-separated for
 several) the teams' secrets are encrypted with; without it a server makes one at its first start
 in `$TRAINYARD_HOME/secrets.key`.
+`TRAINYARD_WRITE_RATE` and `TRAINYARD_WRITE_BURST` set how many writes a
+second each token may make, and how many at once, before it is answered 429 (api/rate_limits.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+WRITE_RATE = 20.0  # writes a second per token, sustained; metric batches and heartbeats are not counted
+WRITE_BURST = 100  # writes at once per token
 
 
 def trainyard_home() -> Path:
@@ -46,6 +51,8 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] | None = None  # Host header names; default: localhost + `host` + env
     orphan_grace_s: float = 3600.0  # files no row names are deleted once unwritten this long
     secrets_key: str | None = field(default=None, repr=False)  # default: TRAINYARD_SECRETS_KEY, else the key file
+    write_rate: float | None = None  # per token; default: TRAINYARD_WRITE_RATE, else WRITE_RATE
+    write_burst: int | None = None  # per token; default: TRAINYARD_WRITE_BURST, else WRITE_BURST
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()
@@ -59,6 +66,13 @@ class ServerConfig:
             self.allowed_hosts = ("localhost", "127.0.0.1", "::1", self.host, *extra)
         if self.secrets_key is None:
             self.secrets_key = os.environ.get("TRAINYARD_SECRETS_KEY") or None
+        if self.write_rate is None:
+            self.write_rate = _positive("TRAINYARD_WRITE_RATE", float, WRITE_RATE, "writes a second per token")
+        if self.write_burst is None:
+            self.write_burst = int(_positive("TRAINYARD_WRITE_BURST", int, WRITE_BURST, "writes at once per token"))
+        if not (self.write_rate > 0 and self.write_burst >= 1):
+            raise ValueError(f"the write rate limit must be positive (rate {self.write_rate}/s, burst "
+                             f"{self.write_burst}): set --write-rate above 0 and --write-burst to 1 or more")
 
     @property
     def url(self) -> str:
@@ -89,3 +103,16 @@ class ServerConfig:
     def make_dirs(self) -> None:
         for d in (self.home, self.checkpoints, self.logs, self.workdirs):
             d.mkdir(parents=True, exist_ok=True)
+
+
+def _positive(name: str, kind: type[float] | type[int], default: float, what: str) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"{name}={text!r}: expected a positive {kind.__name__} ({what})")
+    return value

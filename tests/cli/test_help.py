@@ -45,7 +45,7 @@ def test_yard_help_lists_commands_in_groups_in_a_fixed_order() -> None:
     assert shown["Data"] == ["datasets"]
     assert shown["Models"] == ["models"]
     assert sorted(shown["Access"]) == ["login", "secrets", "tokens", "users", "whoami"]
-    assert shown["Server"] == ["server"]
+    assert shown["Server"] == ["server", "audit"]
 
 
 def documented_sweep_commands() -> list[str]:

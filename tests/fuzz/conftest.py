@@ -137,7 +137,9 @@ def _seed(server: Server, root: Path) -> Seeded:
 
 @pytest.fixture(scope="package")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    with shared_server(tmp_path_factory, "fuzz") as (server, root):
+    # The fuzzer sends hundreds of writes a second with one token: unthrottled, so that they reach the
+    # routes they aim at instead of the rate limit's 429 (tests/auth/test_rate_limits.py tests that).
+    with shared_server(tmp_path_factory, "fuzz", "--write-rate", "100000", "--write-burst", "100000") as (server, root):
         yield _seed(server, root)
 
 

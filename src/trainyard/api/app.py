@@ -14,12 +14,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from trainyard.api import bodies, errors, limits
+from trainyard.api import audit_trail, bodies, errors, limits, rate_limits
 from trainyard.api.auth import Authenticator, authenticate
 from trainyard.api.hosts import AllowedHosts
 from trainyard.api.platform import Platform
+from trainyard.api.rate_limits import throttle
 from trainyard.api.routers import (
     attempts,
+    audit,
     code,
     datasets,
     identity,
@@ -56,10 +58,14 @@ def create_app(platform: Platform) -> FastAPI:
     errors.install(app)
     bodies.install(app)
     limits.install(app)
+    rate_limits.install(app)
+    audit_trail.install(app)  # outermost: it records the other middlewares' refusals too
     app.state.authenticator = Authenticator(platform.store)
-    # Every router's every route asks who is calling: a route added later is authenticated too.
-    for module in (jobs, attempts, code, runs, sweeps, teams, identity, secrets, datasets, models, lineage):
-        app.include_router(module.router, dependencies=[Depends(authenticate)])
+    # Every router's every route asks who is calling, then counts a write against its token's rate
+    # limit: a route added later is authenticated and limited too (and audited, by the middleware).
+    for module in (jobs, attempts, code, runs, sweeps, teams, identity, secrets, datasets, models, lineage,
+                   audit):
+        app.include_router(module.router, dependencies=[Depends(authenticate), Depends(throttle)])
 
     @app.get("/healthz", tags=["server"])
     async def healthz() -> dict[str, str]:  # on the event loop itself: it answers while the loop does

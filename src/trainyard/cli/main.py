@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from trainyard.cli import datasets, identity, lineage, models, render, runs, scheduling, secrets, sweep
+from trainyard.cli import audit, datasets, identity, lineage, models, render, runs, scheduling, secrets, sweep
 from trainyard.cli.code import upload_code
 from trainyard.cli.errors import call, err, explain, fail
 from trainyard.cli.sim import sim
@@ -75,6 +75,11 @@ def server(
     orphan_grace_s: Annotated[float, typer.Option(
         min=1.0, help="Seconds a checkpoint directory or upload that no record names is kept, "
                       "unwritten, before it is deleted (so one in progress never is).")] = 3600.0,
+    write_rate: Annotated[float | None, typer.Option(
+        help="Writes a second each token may make (metric batches and heartbeats are not counted); "
+             "default TRAINYARD_WRITE_RATE, else 20.")] = None,
+    write_burst: Annotated[int | None, typer.Option(
+        help="Writes each token may make at once; default TRAINYARD_WRITE_BURST, else 100.")] = None,
     control_loop: Annotated[bool, typer.Option(
         "--control-loop/--no-control-loop",
         help="Run the control loop here; --no-control-loop serves only the api, beside a process "
@@ -90,8 +95,12 @@ def server(
 
     if policy not in PRESETS:
         fail(f"--policy: unknown policy {policy!r}; use one of {', '.join(PRESETS)}")
-    config = ServerConfig(host=host, port=port, cpus=cpus, gpus=gpus, memory_gb=memory_gb, policy=policy,
-                          teams_file=teams, preemption_grace_s=preemption_grace_s, orphan_grace_s=orphan_grace_s)
+    try:
+        config = ServerConfig(host=host, port=port, cpus=cpus, gpus=gpus, memory_gb=memory_gb, policy=policy,
+                              teams_file=teams, preemption_grace_s=preemption_grace_s, write_rate=write_rate,
+                              orphan_grace_s=orphan_grace_s, write_burst=write_burst)
+    except ValueError as exc:
+        fail(str(exc))
     try:
         platform = Platform.open(config)
     except SpecError as exc:
@@ -108,6 +117,9 @@ def server(
         uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
     finally:  # the app closes the platform as it shuts down; this covers one that never started
         platform.close()
+
+
+app.command("audit", rich_help_panel=SERVER)(audit.audit)
 
 
 @app.command(rich_help_panel=JOBS)

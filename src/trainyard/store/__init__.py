@@ -1,6 +1,7 @@
 """The store: tables, migrations and the queries the api and control loop share."""
 
 from trainyard.store import (  # noqa: F401 - every table joins Base.metadata before any session opens
+    audit_tables,
     auth_tables,
     registry_tables,
     secret_tables,
