@@ -4,22 +4,13 @@ trainyard.auth.identity on a Store opened on the running server's own database."
 from __future__ import annotations
 
 from tests.conftest import Server
-from trainyard.auth import identity
+from tests.people import people
 from trainyard.principal import Role
-from trainyard.store import Store
 
 
 def user_token(server: Server, name: str, team: str = "default", role: Role = Role.MEMBER) -> str:
     """A new user with `role` in `team`, and a token of theirs."""
-    store = Store(f"sqlite:///{server.home / 'trainyard.db'}")
-    try:
-        with store.session() as s:
-            identity.create_user(s, name)
-            identity.set_member(s, team, name, role)
-            token, _ = identity.create_token(s, name, "tests")
-    finally:
-        store.close()
-    return token
+    return people(server.home, {name: {team: role}})[name]
 
 
 def token_id(token: str) -> str:

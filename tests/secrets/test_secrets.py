@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, YARD, Server, shared_server, wait_for
-from trainyard.auth import identity
+from tests.people import people
 from trainyard.backends.local import free_port
 from trainyard.principal import Role
-from trainyard.store import Store
 
 VALUE = "hf_" + secrets.token_urlsafe(24)  # unique to this run: found only where it leaked
 RANK = "; ".join([  # an entrypoint word is one line
@@ -52,15 +51,7 @@ def set_hf_token(server: Server) -> None:
 
 def user_token(server: Server, name: str, team: str, role: Role) -> dict[str, str]:
     """A user holding `role` in `team` only, made straight in the server's store; its auth header."""
-    store = Store(f"sqlite:///{server.home / 'trainyard.db'}")
-    try:
-        with store.session() as s:
-            identity.create_user(s, name)
-            identity.set_member(s, team, name, role)
-            token, _ = identity.create_token(s, name, "test")
-    finally:
-        store.close()
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {people(server.home, {name: {team: role}})[name]}"}
 
 
 def ended(server: Server, job_id: str) -> dict:
