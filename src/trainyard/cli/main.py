@@ -114,7 +114,9 @@ def server(
     try:
         if control_loop:
             platform.loop.start()
-        uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
+        # proxy_headers off: a client on this machine could otherwise name any source address
+        # (X-Forwarded-For) in the audit log; a proxy in front is configured, not trusted by default.
+        uvicorn.run(create_app(platform), host=host, port=port, log_level="warning", proxy_headers=False)
     finally:  # the app closes the platform as it shuts down; this covers one that never started
         platform.close()
 
