@@ -176,3 +176,11 @@ def _filled(path: str, op: dict[str, Any]) -> str:
             value = "1" if param["schema"].get("type") == "integer" else "x"
             path = path.replace("{" + param["name"] + "}", value)
     return path
+
+
+def test_a_forwarded_for_header_does_not_change_the_recorded_source(server: Server) -> None:
+    resp = server.http.put("/v1/priority-classes/forwarded", json={"value": 7},
+                           headers={"X-Forwarded-For": "10.9.9.9"})
+    assert resp.status_code == 200, resp.text
+    row = one(rows(server, action="put_priority_class"), object={"name": "forwarded"})
+    assert row["source"] == "127.0.0.1"
