@@ -118,18 +118,27 @@ class ArchiveChecks:
 
         Blocks until a worker is free and has answered: call it from a thread, never an event loop.
         """
+        start = fileobj.tell()
         with self._slots:
-            worker = self._take()
-            try:
-                members = worker.check(fileobj)
-            except ArchiveError:
+            for tries_left in (1, 0):
+                worker = self._take()
+                try:
+                    members = worker.check(fileobj)
+                except ArchiveError:
+                    self._idle.put(worker)
+                    raise
+                except (EOFError, OSError):  # the worker died (killed, out of memory): once more, on a new one
+                    self._forget(worker)
+                    if not tries_left:
+                        raise
+                    fileobj.seek(start)
+                    continue
+                except BaseException:  # a worker that answered out of turn is not used again
+                    self._forget(worker)
+                    raise
                 self._idle.put(worker)
-                raise
-            except BaseException:  # a worker that died or answered out of turn is not used again
-                self._forget(worker)
-                raise
-            self._idle.put(worker)
-            return members
+                return members
+        raise AssertionError("unreachable")
 
     def _take(self) -> _Worker:
         while True:
