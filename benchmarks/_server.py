@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -66,3 +67,26 @@ def _up(http: httpx.Client) -> bool:
         return http.get("/healthz").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def run_clients(python: str, code: str, args_for: Any, clients: int) -> tuple[float, int]:
+    """Start `clients` processes, let them all go at once; returns (points/s over the whole
+    window from the first start to the last finish, points sent)."""
+    procs = [subprocess.Popen([python, "-c", code, *map(str, args_for(w))], cwd=REPO, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE) for w in range(clients)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready", "a client failed to start"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    results = []
+    for p in procs:
+        out, _ = p.communicate(timeout=1800)
+        if p.returncode != 0:
+            raise RuntimeError(f"a client exited with {p.returncode}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    start = min(r[0] for r in results)
+    end = max(r[1] for r in results)
+    points = sum(r[2] for r in results)
+    return points / (end - start), points

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _server import REPO, wait
+from _server import REPO, run_clients, wait
 
 from trainyard.backends.local import free_port
 
@@ -169,22 +169,8 @@ def ingest(srv: Served, points: int, clients: int) -> float:
     """Points a second over the whole window, first start to last finish, into a fresh run."""
     run_id = srv.http.post("/v1/runs", json={"name": "ingest"}).json()["id"]
     batches = max(1, points // (clients * BATCH))
-    procs = [subprocess.Popen([sys.executable, "-c", CLIENT, srv.url, srv.token, run_id, str(w), str(batches),
-                               str(BATCH)], cwd=REPO, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-             for w in range(clients)]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready", "a client failed to start"
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    results = []
-    for p in procs:
-        out, _ = p.communicate(timeout=600)
-        if p.returncode != 0:
-            raise RuntimeError(f"a client exited with {p.returncode}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return sum(r[2] for r in results) / (max(r[1] for r in results) - min(r[0] for r in results))
+    rate, _ = run_clients(sys.executable, CLIENT, lambda w: (srv.url, srv.token, run_id, w, batches, BATCH), clients)
+    return rate
 
 
 def pct(values: list[float], q: float) -> float:

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _server import run_clients
 
 from trainyard.backends.local import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 BATCH = 1000
 HISTORY_POINTS = 100_000
 CACHE = Path(os.environ.get("TRAINYARD_BENCH_CACHE", Path.home() / ".cache" / "trainyard-bench"))
@@ -131,29 +131,6 @@ for _ in range(repeats):
     times.append((time.perf_counter() - t0) * 1000)
 print(json.dumps({"points": n, "ms": times}))
 """
-
-
-def run_clients(python: str, code: str, args_for: Any, clients: int) -> tuple[float, int]:
-    """Start `clients` processes, let them all go at once; returns (points/s over the whole
-    window from the first start to the last finish, points sent)."""
-    procs = [subprocess.Popen([python, "-c", code, *map(str, args_for(w))], cwd=REPO, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE) for w in range(clients)]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready", "a client failed to start"
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    results = []
-    for p in procs:
-        out, _ = p.communicate(timeout=1800)
-        if p.returncode != 0:
-            raise RuntimeError(f"a client exited with {p.returncode}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    start = min(r[0] for r in results)
-    end = max(r[1] for r in results)
-    points = sum(r[2] for r in results)
-    return points / (end - start), points
 
 
 # -- trainyard ----------------------------------------------------------------------
