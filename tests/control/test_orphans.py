@@ -29,18 +29,6 @@ LONG_AGO = time.time() - 3600
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    s = Store(f"sqlite:///{tmp_path / 'trainyard.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> LocalCheckpointRoot:
-    return LocalCheckpointRoot(tmp_path / "checkpoints")
-
-
-@pytest.fixture
 def blobs(tmp_path: Path) -> BlobStore:
     return BlobStore(str(tmp_path / "blobs"))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 from sqlalchemy import select
 
@@ -14,18 +13,6 @@ from trainyard.spec import JobSpec
 from trainyard.storage import LocalCheckpointRoot
 from trainyard.store import Store, repo
 from trainyard.store.tables import Attempt, Checkpoint, utcnow
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(f"sqlite:///{tmp_path / 'trainyard.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> LocalCheckpointRoot:
-    return LocalCheckpointRoot(tmp_path / "checkpoints")
 
 
 def running_job(store: Store, keep_last: int = 1) -> str:
