@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainyard.control.retention import Every
 from trainyard.spec import AttemptState, checkpoint_dir_name
 from trainyard.storage import CheckpointDir, CheckpointRoot
 from trainyard.store import Store, repo
@@ -96,14 +97,11 @@ class Sweeper:
 
     def __init__(self, grace_s: float, interval_s: float | None = None) -> None:
         self.grace_s = grace_s
-        self.interval_s = min(grace_s, 300.0) if interval_s is None else interval_s
-        self._last: float | None = None
+        self.every = Every(min(grace_s, 300.0) if interval_s is None else interval_s)
 
     def __call__(self, loop: ControlLoop) -> None:
-        now = time.monotonic()
-        if self._last is not None and now - self._last < self.interval_s:
+        if not self.every.due():
             return
-        self._last = now
         dirs = delete_orphan_checkpoints(loop.store, loop.checkpoints, self.grace_s)
         blobs = delete_orphan_uploads(loop.store, loop.blobs, self.grace_s)
         if dirs or blobs:

@@ -93,6 +93,22 @@ def _delete_files(store: Store, root: CheckpointRoot, job_id: str, step: int, ur
     return None
 
 
+class Every:
+    """A driver's clock: due on the loop's first pass (right after a restart), then once every
+    `interval_s` of the passes that follow."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.interval_s:
+            return False
+        self._last = now
+        return True
+
+
 class Sweeper:
     """A control-loop driver that finishes deletions a crash or an error left DELETING.
 
@@ -102,13 +118,10 @@ class Sweeper:
 
     def __init__(self, root: CheckpointRoot, interval_s: float = 30.0) -> None:
         self.root = root
-        self.interval_s = interval_s
-        self._last: float | None = None
+        self.every = Every(interval_s)
 
     def __call__(self, loop: ControlLoop) -> None:
-        now = time.monotonic()
-        if self._last is not None and now - self._last < self.interval_s:
+        if not self.every.due():
             return
-        self._last = now
         if swept := sweep(loop.store, self.root):
             log.info("swept the files of %d checkpoints retention had let go of", swept)
